@@ -1,0 +1,126 @@
+//! Spin implementations of the core's ports.
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+use glance_core::config::Variables;
+use glance_core::store::{Database, KeyValue, KeyValueOpener, Rows, SqlValue, StoreError};
+use spin_sdk::key_value::Store;
+use spin_sdk::sqlite::{Connection, Value};
+
+/// The `default` SQLite database, opened on first use (components that never
+/// touch it need no grant for it).
+#[derive(Default)]
+pub struct SpinDb {
+    conn: OnceCell<Connection>,
+}
+
+impl SpinDb {
+    fn connection(&self) -> Result<&Connection, StoreError> {
+        if let Some(c) = self.conn.get() {
+            return Ok(c);
+        }
+        let c = Connection::open_default()
+            .map_err(|e| StoreError(format!("cannot open database: {e:?}")))?;
+        Ok(self.conn.get_or_init(|| c))
+    }
+}
+
+impl Database for SpinDb {
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
+        let params: Vec<Value> = params
+            .iter()
+            .map(|p| match p {
+                SqlValue::Null => Value::Null,
+                SqlValue::Integer(i) => Value::Integer(*i),
+                SqlValue::Real(f) => Value::Real(*f),
+                SqlValue::Text(s) => Value::Text(s.clone()),
+                SqlValue::Blob(b) => Value::Blob(b.clone()),
+            })
+            .collect();
+        let result = self
+            .connection()?
+            .execute(sql, &params)
+            .map_err(|e| StoreError(format!("{e:?}")))?;
+        Ok(Rows {
+            columns: result.columns,
+            rows: result
+                .rows
+                .into_iter()
+                .map(|r| {
+                    r.values
+                        .into_iter()
+                        .map(|v| match v {
+                            Value::Null => SqlValue::Null,
+                            Value::Integer(i) => SqlValue::Integer(i),
+                            Value::Real(f) => SqlValue::Real(f),
+                            Value::Text(s) => SqlValue::Text(s),
+                            Value::Blob(b) => SqlValue::Blob(b),
+                        })
+                        .collect()
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Spin application variables, as granted to the component.
+pub struct SpinVars;
+
+impl Variables for SpinVars {
+    fn get(&self, name: &str) -> Option<String> {
+        spin_sdk::variables::get(name).ok()
+    }
+}
+
+/// A Spin key-value store, opened on first use.
+pub struct SpinKv {
+    label: String,
+    store: OnceCell<Store>,
+}
+
+impl SpinKv {
+    fn store(&self) -> Result<&Store, StoreError> {
+        if let Some(s) = self.store.get() {
+            return Ok(s);
+        }
+        let s = Store::open(&self.label).map_err(|e| {
+            StoreError(format!("cannot open key-value store {}: {e:?}", self.label))
+        })?;
+        Ok(self.store.get_or_init(|| s))
+    }
+}
+
+fn kv_err(e: spin_sdk::key_value::Error) -> StoreError {
+    StoreError(format!("{e:?}"))
+}
+
+impl KeyValue for SpinKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store()?.get(key).map_err(kv_err)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.store()?.set(key, value).map_err(kv_err)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.store()?.delete(key).map_err(kv_err)
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        self.store()?.exists(key).map_err(kv_err)
+    }
+}
+
+/// Opens Spin key-value stores by label.
+pub struct SpinKvOpener;
+
+impl KeyValueOpener for SpinKvOpener {
+    fn open(&self, label: &str) -> Result<Rc<dyn KeyValue>, StoreError> {
+        Ok(Rc::new(SpinKv {
+            label: label.to_string(),
+            store: OnceCell::new(),
+        }))
+    }
+}

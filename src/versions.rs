@@ -1,0 +1,59 @@
+//! The version document clients use to discover the v2 endpoint.
+
+use serde_json::{json, Value};
+
+/// Version ids Glance 33 lists on a single-store deployment without an image
+/// cache, in Glance's order, with their status.
+const SINGLE_STORE: [(&str, &str); 11] = [
+    ("v2.15", "SUPPORTED"),
+    ("v2.9", "SUPPORTED"),
+    ("v2.17", "CURRENT"),
+    ("v2.7", "SUPPORTED"),
+    ("v2.6", "SUPPORTED"),
+    ("v2.5", "SUPPORTED"),
+    ("v2.4", "SUPPORTED"),
+    ("v2.3", "SUPPORTED"),
+    ("v2.2", "SUPPORTED"),
+    ("v2.1", "SUPPORTED"),
+    ("v2.0", "SUPPORTED"),
+];
+
+/// Extra versions Glance lists when several stores are configured.
+const MULTI_STORE: [&str; 5] = ["v2.13", "v2.12", "v2.11", "v2.10", "v2.8"];
+
+/// The `{"versions": [...]}` document; every entry links to `<base_url>/v2/`.
+pub fn document(base_url: &str, multi_store: bool) -> Value {
+    let href = format!("{}/v2/", base_url.trim_end_matches('/'));
+    let entry = |id: &str, status: &str| json!({"id": id, "status": status, "links": [{"rel": "self", "href": href}]});
+    let mut versions: Vec<Value> = Vec::new();
+    for (i, (id, status)) in SINGLE_STORE.iter().enumerate() {
+        versions.push(entry(id, status));
+        // Glance puts the multistore versions right after v2.15.
+        if i == 0 && multi_store {
+            versions.extend(MULTI_STORE.iter().map(|id| entry(id, "SUPPORTED")));
+        }
+    }
+    json!({ "versions": versions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_v2_17_as_current_with_absolute_links() {
+        let doc = document("http://h:3000/", false);
+        let v = doc["versions"].as_array().unwrap();
+        assert_eq!(v.len(), 11);
+        let current: Vec<_> = v.iter().filter(|e| e["status"] == "CURRENT").collect();
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0]["id"], "v2.17");
+        assert_eq!(v[0]["links"][0]["href"], "http://h:3000/v2/");
+    }
+
+    #[test]
+    fn multi_store_adds_versions() {
+        let doc = document("http://h", true);
+        assert_eq!(doc["versions"].as_array().unwrap().len(), 16);
+    }
+}
