@@ -1,0 +1,329 @@
+//! `glance-bench`: measures a Glance v2 endpoint (this service or the real
+//! Glance) with persistent HTTP/1.1 connections, one per worker thread.
+//!
+//! ```text
+//! glance-bench --endpoint http://127.0.0.1:3000 [--label NAME] [--header 'K: V']...
+//!              [--ops create,show,list,update] [--concurrency 1,16] [--seconds 5]
+//!              [--list-images 1000]
+//! glance-bench --endpoint URL --ops upload,download --concurrency 1,4 [--size 268435456] [--rounds 2]
+//! ```
+//! Prints one line per (operation, concurrency): ops/s, p50 and p99 latency,
+//! and for data operations MB/s (MiB per second over all workers).
+
+mod client;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use client::Conn;
+use serde_json::json;
+
+struct Args {
+    endpoint: String,
+    label: String,
+    headers: Vec<(String, String)>,
+    ops: Vec<String>,
+    concurrency: Vec<usize>,
+    seconds: f64,
+    list_images: usize,
+    size: u64,
+    rounds: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        endpoint: String::new(),
+        label: String::new(),
+        headers: Vec::new(),
+        ops: ["create", "show", "list", "update"]
+            .map(String::from)
+            .to_vec(),
+        concurrency: vec![1, 16],
+        seconds: 5.0,
+        list_images: 1000,
+        size: 256 << 20,
+        rounds: 2,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--endpoint" => a.endpoint = val()?.trim_end_matches('/').to_string(),
+            "--label" => a.label = val()?,
+            "--header" => {
+                let h = val()?;
+                let (k, v) = h.split_once(':').ok_or("--header takes 'Name: value'")?;
+                a.headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            "--ops" => a.ops = val()?.split(',').map(str::to_string).collect(),
+            "--concurrency" => {
+                a.concurrency = val()?
+                    .split(',')
+                    .map(|c| c.parse().map_err(|_| "bad --concurrency".to_string()))
+                    .collect::<Result<_, _>>()?
+            }
+            "--seconds" => a.seconds = val()?.parse().map_err(|_| "bad --seconds")?,
+            "--list-images" => a.list_images = val()?.parse().map_err(|_| "bad --list-images")?,
+            "--size" => a.size = val()?.parse().map_err(|_| "bad --size")?,
+            "--rounds" => a.rounds = val()?.parse().map_err(|_| "bad --rounds")?,
+            "-h" | "--help" => return Err("usage: glance-bench --endpoint URL [options]".into()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.endpoint.is_empty() {
+        return Err("--endpoint is required".into());
+    }
+    if a.label.is_empty() {
+        a.label = a.endpoint.clone();
+    }
+    Ok(a)
+}
+
+/// One measured operation: builds and sends a request on a connection.
+type Op = Arc<dyn Fn(&mut Conn, usize) -> Result<(), String> + Send + Sync>;
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&args) {
+        eprintln!("glance-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn connect(args: &Args) -> Result<Conn, String> {
+    Conn::open(&args.endpoint, args.headers.clone())
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    println!(
+        "{:<28} {:<8} {:>5} {:>10} {:>9} {:>9} {:>8} {:>9}",
+        "target", "op", "conc", "ops/s", "p50 ms", "p99 ms", "errors", "MiB/s"
+    );
+    let (data_ops, meta_ops): (Vec<String>, Vec<String>) = args
+        .ops
+        .iter()
+        .cloned()
+        .partition(|o| o == "upload" || o == "download");
+    if !meta_ops.is_empty() {
+        run_metadata(args, &meta_ops)?;
+    }
+    for op in &data_ops {
+        for &conc in &args.concurrency {
+            run_data(args, op, conc)?;
+        }
+    }
+    Ok(())
+}
+
+fn new_image(c: &mut Conn, name: &str) -> Result<String, String> {
+    let body = json!({"name": name, "disk_format": "raw", "container_format": "bare"});
+    let img = c.json("POST", "/v2/images", Some(&body), &[])?;
+    Ok(img["id"].as_str().ok_or("create: no id")?.to_string())
+}
+
+/// Upload or download `args.size` bytes, `args.rounds` times per worker.
+fn run_data(args: &Args, op: &str, conc: usize) -> Result<(), String> {
+    let mut setup = connect(args)?;
+    let mut images: Vec<Vec<String>> = Vec::new();
+    for w in 0..conc {
+        let mut mine = Vec::new();
+        for r in 0..args.rounds {
+            let id = new_image(&mut setup, &format!("bench-data-{w}-{r}"))?;
+            if op == "download" {
+                setup.put_bytes(
+                    &format!("/v2/images/{id}/file"),
+                    args.size,
+                    &[("Content-Type", "application/octet-stream")],
+                )?;
+            }
+            mine.push(id);
+            if op == "download" {
+                break; // one image per worker, downloaded every round
+            }
+        }
+        images.push(mine);
+    }
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for mine in images {
+        let mut conn = connect(args)?;
+        let (op, size, rounds) = (op.to_string(), args.size, args.rounds);
+        handles.push(std::thread::spawn(move || {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            for r in 0..rounds {
+                let t = Instant::now();
+                let result = if op == "upload" {
+                    conn.put_bytes(
+                        &format!("/v2/images/{}/file", mine[r]),
+                        size,
+                        &[("Content-Type", "application/octet-stream")],
+                    )
+                    .map(|_| ())
+                } else {
+                    match conn.get_discard(&format!("/v2/images/{}/file", mine[0])) {
+                        Ok(n) if n == size => Ok(()),
+                        Ok(n) => Err(format!("downloaded {n} of {size} bytes")),
+                        Err(e) => Err(e),
+                    }
+                };
+                if let Err(e) = result {
+                    eprintln!("{op}: {e}");
+                    errors += 1;
+                }
+                lat.push(t.elapsed());
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (l, e) = h.join().map_err(|_| "worker panicked")?;
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let ok = (all.len() - errors) as f64;
+    println!(
+        "{:<28} {:<8} {:>5} {:>10.2} {:>9.1} {:>9.1} {:>8} {:>9.1}",
+        args.label,
+        op,
+        conc,
+        all.len() as f64 / elapsed,
+        pct(0.5),
+        pct(0.99),
+        errors,
+        ok * args.size as f64 / (1 << 20) as f64 / elapsed
+    );
+    Ok(())
+}
+
+fn run_metadata(args: &Args, ops: &[String]) -> Result<(), String> {
+    let mut setup = connect(args)?;
+    let run_tag = format!("bench-{}", std::process::id());
+    // Images for show/update/list: the list scenario wants `list_images` present.
+    let needed = args.list_images.max(64);
+    let mut ids = Vec::with_capacity(needed);
+    eprintln!("[{}] creating {needed} images...", args.label);
+    for i in 0..needed {
+        let body = json!({"name": format!("{run_tag}-{i}"), "disk_format": "raw",
+                          "container_format": "bare", "bench_run": run_tag});
+        let img = setup.json("POST", "/v2/images", Some(&body), &[])?;
+        ids.push(img["id"].as_str().ok_or("create: no id")?.to_string());
+    }
+    let ids = Arc::new(ids);
+    for op_name in ops {
+        let op: Op = match op_name.as_str() {
+            "create" => {
+                let tag = run_tag.clone();
+                Arc::new(move |c: &mut Conn, n: usize| {
+                    let body = json!({"name": format!("{tag}-c{n}")});
+                    c.json("POST", "/v2/images", Some(&body), &[]).map(|_| ())
+                })
+            }
+            "show" => {
+                let ids = ids.clone();
+                Arc::new(move |c: &mut Conn, n: usize| {
+                    c.json(
+                        "GET",
+                        &format!("/v2/images/{}", ids[n % ids.len()]),
+                        None,
+                        &[],
+                    )
+                    .map(|_| ())
+                })
+            }
+            "list" => {
+                Arc::new(|c: &mut Conn, _| c.json("GET", "/v2/images", None, &[]).map(|_| ()))
+            }
+            "update" => {
+                let ids = ids.clone();
+                Arc::new(move |c: &mut Conn, n: usize| {
+                    let ops = json!([{"op": "replace", "path": "/name", "value": format!("u{n}")}]);
+                    c.json(
+                        "PATCH",
+                        &format!("/v2/images/{}", ids[n % ids.len()]),
+                        Some(&ops),
+                        &[(
+                            "Content-Type",
+                            "application/openstack-images-v2.1-json-patch",
+                        )],
+                    )
+                    .map(|_| ())
+                })
+            }
+            other => return Err(format!("unknown op {other}")),
+        };
+        for &conc in &args.concurrency {
+            let r = measure(args, op.clone(), conc)?;
+            println!(
+                "{:<28} {:<8} {:>5} {:>10.1} {:>9.2} {:>9.2} {:>8}",
+                args.label, op_name, conc, r.ops_per_sec, r.p50_ms, r.p99_ms, r.errors
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Result_ {
+    ops_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+fn measure(args: &Args, op: Op, conc: usize) -> Result<Result_, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    let start = Instant::now();
+    for _ in 0..conc {
+        let mut conn = connect(args)?;
+        let (op, stop, counter, errors) =
+            (op.clone(), stop.clone(), counter.clone(), errors.clone());
+        handles.push(std::thread::spawn(move || {
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                if op(&mut conn, n).is_err() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    std::thread::sleep(Duration::from_secs_f64(args.seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<Duration> = Vec::new();
+    for h in handles {
+        all.extend(h.join().map_err(|_| "worker panicked")?);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Ok(Result_ {
+        ops_per_sec: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors: errors.load(Ordering::Relaxed),
+    })
+}
