@@ -6,15 +6,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
-use common::cli::{openstackclient_venv, run_in};
+use common::cli::{cloud_entry, column, openstackclient_venv, CloudCli};
 use common::data::{hashes, noise_vec};
 use common::keystone::{Keystone, PASSWORD};
-use common::python::Run;
-use common::{temp_dir, Service};
+use common::Service;
 
 fn service(ks: &Keystone) -> Service {
     Service::start_with(&[
@@ -24,86 +23,33 @@ fn service(ks: &Keystone) -> Service {
     ])
 }
 
-/// A client home (HOME and working directory) whose clouds.yaml has one
-/// cloud per fixture user: `alpha` (alpha-member), `beta` (beta-member), and
-/// `alpha-direct`, which names the image endpoint itself
-/// (`image_endpoint_override`) instead of looking it up in the catalog.
-struct Openstack {
-    home: PathBuf,
-}
-
-impl Openstack {
-    fn new(ks: &Keystone, svc: &Service) -> Openstack {
-        let home = temp_dir("openstackclient");
-        let cloud = |name: &str, user: &str, project: &str, extra: &str| {
-            format!(
-                "  {name}:\n    auth:\n      auth_url: {}/v3\n      username: {user}\n      password: {PASSWORD}\n      project_name: {project}\n      user_domain_id: default\n      project_domain_id: default\n    identity_api_version: 3\n    interface: public\n{extra}",
-                ks.url,
-            )
-        };
-        let direct = format!("    image_endpoint_override: {}\n", svc.base);
-        let yaml = format!(
-            "clouds:\n{}{}{}",
-            cloud("alpha", "alpha-member", "alpha", ""),
-            cloud("beta", "beta-member", "beta", ""),
-            cloud("alpha-direct", "alpha-member", "alpha", &direct),
-        );
-        std::fs::write(home.join("clouds.yaml"), yaml).expect("clouds.yaml");
-        Openstack { home }
-    }
-
-    /// `openstack --os-cloud CLOUD ARGS...` (stdin is /dev/null, so a create
-    /// without `--file` uploads nothing, as in a cron job).
-    fn run(&self, cloud: &str, args: &[&str]) -> Run {
-        let clouds = self.home.join("clouds.yaml");
-        let mut all = vec!["--os-cloud", cloud];
-        all.extend_from_slice(args);
-        run_in(
-            &self.home,
-            &openstackclient_venv().join("bin/openstack"),
-            &all,
-            &[
-                (
-                    "OS_CLIENT_CONFIG_FILE",
-                    clouds.to_str().expect("utf-8 path"),
-                ),
-                ("PYTHONWARNINGS", "ignore"),
-            ],
-        )
-    }
-
-    /// Runs with `-f json` and parses the output.
-    #[track_caller]
-    fn json(&self, cloud: &str, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["-f", "json"]);
-        let out = self.run(cloud, &all);
-        let text = out.expect_ok();
-        serde_json::from_str(text)
-            .unwrap_or_else(|e| panic!("openstack {args:?}: not JSON ({e}):\n{text}"))
-    }
-
-    /// Runs and asserts success.
-    #[track_caller]
-    fn ok(&self, cloud: &str, args: &[&str]) -> String {
-        self.run(cloud, args).expect_ok().to_string()
-    }
+/// python-openstackclient with a clouds.yaml holding one cloud per fixture
+/// user: `alpha` (alpha-member), `beta` (beta-member), and `alpha-direct`,
+/// which names the image endpoint itself (`image_endpoint_override`) instead
+/// of looking it up in the catalog. Stdin is /dev/null, so a create without
+/// `--file` uploads nothing, as in a cron job.
+fn openstack(ks: &Keystone, svc: &Service) -> CloudCli {
+    let direct = format!("    image_endpoint_override: {}\n", svc.base);
+    let yaml = format!(
+        "clouds:\n{}{}{}",
+        cloud_entry("alpha", &ks.url, "alpha-member", "alpha", ""),
+        cloud_entry("beta", &ks.url, "beta-member", "beta", ""),
+        cloud_entry("alpha-direct", &ks.url, "alpha-member", "alpha", &direct),
+    );
+    CloudCli::new(
+        &openstackclient_venv().join("bin/openstack"),
+        &yaml,
+        &["-f", "json"],
+        &[("PYTHONWARNINGS", "ignore")],
+    )
 }
 
 fn names(list: &Value) -> Vec<&str> {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|i| i["Name"].as_str().expect("Name"))
-        .collect()
+    column(list, "Name")
 }
 
 fn ids(list: &Value) -> Vec<&str> {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|i| i["ID"].as_str().expect("ID"))
-        .collect()
+    column(list, "ID")
 }
 
 fn write(dir: &Path, name: &str, data: &[u8]) -> String {
@@ -119,7 +65,7 @@ fn openstack_image_commands_with_keystone_catalog() {
     // `image add project` resolves the project through the identity service,
     // which openstackclient finds in the catalog like the image service.
     ks.register_endpoint("identity", &format!("{}/v3", ks.url));
-    let os = Openstack::new(&ks, &svc);
+    let os = openstack(&ks, &svc);
     let beta = ks.project_id("beta");
     let alpha = ks.project_id("alpha");
 

@@ -12,15 +12,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use serde_json::{json, Value};
 
-use common::cli::{osc_binary, run_in, OSC_VERSION};
+use common::cli::{cloud_entry, column, osc_binary, CloudCli, OSC_VERSION};
 use common::data::{hashes, noise_vec};
 use common::keystone::{Keystone, PASSWORD};
-use common::python::Run;
-use common::{temp_dir, Service};
+use common::Service;
 
 fn service(ks: &Keystone) -> Service {
     Service::start_with(&[
@@ -30,90 +27,28 @@ fn service(ks: &Keystone) -> Service {
     ])
 }
 
-/// A client home (HOME and working directory) with a clouds.yaml holding the
-/// clouds `alpha` (alpha-member) and `beta` (beta-member).
-struct Osc {
-    home: PathBuf,
-}
-
-impl Osc {
-    fn new(ks: &Keystone) -> Osc {
-        let home = temp_dir("osc");
-        let cloud = |user: &str, project: &str| {
-            format!(
-                "  {project}:\n    auth:\n      auth_url: {}/v3\n      username: {user}\n      password: {PASSWORD}\n      project_name: {project}\n      user_domain_id: default\n      project_domain_id: default\n    identity_api_version: 3\n    interface: public\n",
-                ks.url
-            )
-        };
-        let yaml = format!(
-            "clouds:\n{}{}",
-            cloud("alpha-member", "alpha"),
-            cloud("beta-member", "beta")
-        );
-        std::fs::write(home.join("clouds.yaml"), yaml).expect("clouds.yaml");
-        Osc { home }
-    }
-
-    /// `osc --os-cloud CLOUD ARGS...`
-    fn run(&self, cloud: &str, args: &[&str]) -> Run {
-        let clouds = self.home.join("clouds.yaml");
-        let mut all = vec!["--os-cloud", cloud];
-        all.extend_from_slice(args);
-        run_in(
-            &self.home,
-            osc_binary(),
-            &all,
-            &[
-                (
-                    "OS_CLIENT_CONFIG_FILE",
-                    clouds.to_str().expect("utf-8 path"),
-                ),
-                ("NO_COLOR", "1"),
-                ("RUST_BACKTRACE", "0"),
-            ],
-        )
-    }
-
-    /// Runs with `-o json` and parses standard output (osc's hints go to stderr).
-    #[track_caller]
-    fn json(&self, cloud: &str, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["-o", "json"]);
-        let out = self.run(cloud, &all);
-        let text = out.expect_ok();
-        serde_json::from_str(text)
-            .unwrap_or_else(|e| panic!("osc {args:?}: not JSON ({e}):\n{text}"))
-    }
-
-    /// Runs and asserts success.
-    #[track_caller]
-    fn ok(&self, cloud: &str, args: &[&str]) -> String {
-        self.run(cloud, args).expect_ok().to_string()
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.home
-            .join(name)
-            .to_str()
-            .expect("utf-8 path")
-            .to_string()
-    }
+/// `osc` with a clouds.yaml holding the clouds `alpha` (alpha-member) and
+/// `beta` (beta-member); JSON goes to standard output, hints to stderr.
+fn osc(ks: &Keystone) -> CloudCli {
+    let yaml = format!(
+        "clouds:\n{}{}",
+        cloud_entry("alpha", &ks.url, "alpha-member", "alpha", ""),
+        cloud_entry("beta", &ks.url, "beta-member", "beta", ""),
+    );
+    CloudCli::new(
+        osc_binary(),
+        &yaml,
+        &["-o", "json"],
+        &[("NO_COLOR", "1"), ("RUST_BACKTRACE", "0")],
+    )
 }
 
 fn names(list: &Value) -> Vec<&str> {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|i| i["name"].as_str().expect("name"))
-        .collect()
+    column(list, "name")
 }
 
 fn ids(list: &Value) -> Vec<&str> {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|i| i["id"].as_str().expect("id"))
-        .collect()
+    column(list, "id")
 }
 
 #[test]
@@ -122,7 +57,7 @@ fn osc_image_commands_with_keystone_catalog() {
     let svc = service(&ks);
     ks.register_endpoint("identity", &format!("{}/v3", ks.url));
     ks.register_endpoint("image", &format!("http://localhost:{}", svc.addr.port()));
-    let osc = Osc::new(&ks);
+    let osc = osc(&ks);
     let alpha = ks.project_id("alpha");
     let beta = ks.project_id("beta");
 

@@ -8,72 +8,26 @@
 //!
 //! Installs are serialized across test processes by lock files in the cache.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::python::{cache_dir, Run};
-use super::{root, temp_dir};
+use serde_json::Value;
+
+use super::keystone::PASSWORD;
+use super::python::{cache_dir, cache_lock, cached_venv, Run};
+use super::temp_dir;
 
 /// The `openstack_cli` release the `osc` tests use (MSRV 1.91).
 pub const OSC_VERSION: &str = "0.13.8";
 
-fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
-    })
-}
-
-/// Holds an exclusive lock on `cache_dir()/<name>.lock` until dropped.
-fn lock(name: &str) -> File {
-    std::fs::create_dir_all(cache_dir()).expect("cache dir");
-    let f = File::create(cache_dir().join(format!("{name}.lock"))).expect("lock file");
-    // SAFETY: flock on a file descriptor we own; released when the file is closed.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
-    f
-}
-
 /// The virtualenv with python-openstackclient, created (once) if missing.
 pub fn openstackclient_venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let req = root().join("tests/clients/openstackclient-requirements.txt");
-        let text = std::fs::read(&req).expect("openstackclient-requirements.txt");
-        let dir = cache_dir().join(format!("openstackclient-venv-{:016x}", fnv(&text)));
-        let ready = dir.join(".installed");
-        if ready.exists() {
-            return dir;
-        }
-        let _lock = lock("openstackclient-venv");
-        if !ready.exists() {
-            let started = Instant::now();
-            eprintln!(
-                "openstackclient: installing {} into {} (once; cached)",
-                req.display(),
-                dir.display()
-            );
-            let _ = std::fs::remove_dir_all(&dir);
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&dir)
-                .status()
-                .expect("python3");
-            assert!(ok.success(), "python3 -m venv {} failed", dir.display());
-            let ok = Command::new(dir.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(&req)
-                .status()
-                .expect("pip");
-            assert!(ok.success(), "pip install -r {} failed", req.display());
-            std::fs::write(&ready, b"ok").expect("marker");
-            eprintln!("openstackclient: installed in {:.1?}", started.elapsed());
-        }
-        dir
-    })
+    cached_venv(
+        "openstackclient-venv",
+        "tests/clients/openstackclient-requirements.txt",
+    )
 }
 
 /// The `osc` binary, built (once) with `cargo install --locked` if missing.
@@ -87,7 +41,7 @@ pub fn osc_binary() -> &'static Path {
         if bin.exists() {
             return bin;
         }
-        let _lock = lock("osc-install");
+        let _lock = cache_lock("osc-install");
         if !bin.exists() {
             let started = Instant::now();
             let build_dir = cache_dir().join("osc-build");
@@ -122,7 +76,7 @@ pub fn osc_binary() -> &'static Path {
 
 /// Runs `program` with `args` and `env`, from `dir`, with `HOME` set to `dir`,
 /// stdin closed and no `OS_*` variables of the caller's environment.
-pub fn run_in(dir: &Path, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+fn run_in(dir: &Path, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(program);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("OS_") {
@@ -146,7 +100,96 @@ pub fn run_in(dir: &Path, program: &Path, args: &[&str], env: &[(&str, &str)]) -
     }
 }
 
-/// A fresh working directory (also `HOME`) for a client.
-pub fn client_home(tag: &str) -> PathBuf {
-    temp_dir(tag)
+/// A command-line client run as `PROGRAM --os-cloud CLOUD ARGS...` in its
+/// own home (also its working directory), which holds its clouds.yaml.
+pub struct CloudCli {
+    /// The client's home and working directory.
+    pub home: PathBuf,
+    program: PathBuf,
+    /// What makes the client print JSON (`-f json`, `-o json`).
+    json_args: &'static [&'static str],
+    env: Vec<(&'static str, &'static str)>,
+}
+
+impl CloudCli {
+    /// A client in a fresh home whose clouds.yaml is `clouds_yaml`.
+    pub fn new(
+        program: &Path,
+        clouds_yaml: &str,
+        json_args: &'static [&'static str],
+        env: &[(&'static str, &'static str)],
+    ) -> CloudCli {
+        let name = program
+            .file_name()
+            .map_or("cli".into(), |n| n.to_string_lossy().into_owned());
+        let home = temp_dir(&name);
+        std::fs::write(home.join("clouds.yaml"), clouds_yaml).expect("clouds.yaml");
+        CloudCli {
+            home,
+            program: program.to_path_buf(),
+            json_args,
+            env: env.to_vec(),
+        }
+    }
+
+    /// Runs `--os-cloud CLOUD ARGS...` (stdin is /dev/null).
+    pub fn run(&self, cloud: &str, args: &[&str]) -> Run {
+        let clouds = self.home.join("clouds.yaml");
+        let mut all = vec!["--os-cloud", cloud];
+        all.extend_from_slice(args);
+        let mut env = vec![(
+            "OS_CLIENT_CONFIG_FILE",
+            clouds.to_str().expect("utf-8 path"),
+        )];
+        env.extend(self.env.iter().copied());
+        run_in(&self.home, &self.program, &all, &env)
+    }
+
+    /// Runs with JSON output and parses standard output.
+    #[track_caller]
+    pub fn json(&self, cloud: &str, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend_from_slice(self.json_args);
+        let out = self.run(cloud, &all);
+        let text = out.expect_ok();
+        serde_json::from_str(text).unwrap_or_else(|e| {
+            panic!(
+                "{} {args:?}: not JSON ({e}):\n{text}",
+                self.program.display()
+            )
+        })
+    }
+
+    /// Runs and asserts success; returns standard output.
+    #[track_caller]
+    pub fn ok(&self, cloud: &str, args: &[&str]) -> String {
+        self.run(cloud, args).expect_ok().to_string()
+    }
+
+    /// A path in the client's home, as a string for an argument.
+    pub fn path(&self, name: &str) -> String {
+        self.home
+            .join(name)
+            .to_str()
+            .expect("utf-8 path")
+            .to_string()
+    }
+}
+
+/// One column of a JSON list output (`ID`, `name`, ...).
+#[track_caller]
+pub fn column<'a>(list: &'a Value, key: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|i| i[key].as_str().unwrap_or_else(|| panic!("no {key} in {i}")))
+        .collect()
+}
+
+/// A clouds.yaml entry: `name` logs in to Keystone at `keystone` as `user`
+/// (password [`PASSWORD`]) in `project`; `extra` is appended as is.
+pub fn cloud_entry(name: &str, keystone: &str, user: &str, project: &str, extra: &str) -> String {
+    format!(
+        "  {name}:\n    auth:\n      auth_url: {keystone}/v3\n      username: {user}\n      password: {PASSWORD}\n      project_name: {project}\n      user_domain_id: default\n      project_domain_id: default\n    identity_api_version: 3\n    interface: public\n{extra}"
+    )
 }

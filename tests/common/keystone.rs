@@ -19,16 +19,15 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use super::http::{Payload, Response};
-use super::python::cache_dir;
+use super::python::cached_venv;
 use super::{root, temp_dir, Client};
 
 /// The password of every fixture user.
@@ -41,60 +40,14 @@ pub const SERVICE_PROJECT: &str = "service";
 /// workers cost no start-up time).
 const WORKERS: u32 = 2;
 
-fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
-    })
-}
-
 /// The directory of the repository's Keystone files.
 fn files() -> PathBuf {
     root().join("tests/keystone")
 }
 
 /// The virtualenv with Keystone and gunicorn, created (once) if missing.
-/// Installs are serialized across processes by a lock file in the cache.
 pub fn venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let req = files().join("requirements.txt");
-        let text = std::fs::read(&req).expect("tests/keystone/requirements.txt");
-        let dir = cache_dir().join(format!("keystone-venv-{:016x}", fnv(&text)));
-        let ready = dir.join(".installed");
-        if ready.exists() {
-            return dir;
-        }
-        std::fs::create_dir_all(cache_dir()).expect("cache dir");
-        let lock =
-            std::fs::File::create(cache_dir().join("keystone-venv.lock")).expect("lock file");
-        // SAFETY: flock on a file descriptor we own; released when `lock` is closed.
-        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-        assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
-        if !ready.exists() {
-            let started = Instant::now();
-            eprintln!(
-                "keystone: installing {} into {} (once; cached)",
-                req.display(),
-                dir.display()
-            );
-            let _ = std::fs::remove_dir_all(&dir);
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&dir)
-                .status()
-                .expect("python3");
-            assert!(ok.success(), "python3 -m venv {} failed", dir.display());
-            let ok = Command::new(dir.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(&req)
-                .status()
-                .expect("pip");
-            assert!(ok.success(), "pip install -r {} failed", req.display());
-            std::fs::write(&ready, b"ok").expect("marker");
-            eprintln!("keystone: installed in {:.1?}", started.elapsed());
-        }
-        dir
-    })
+    cached_venv("keystone-venv", "tests/keystone/requirements.txt")
 }
 
 /// A running Keystone (gunicorn master and workers; stopped when dropped).
@@ -397,7 +350,7 @@ fn spawn_gunicorn(
     listener: &TcpListener,
 ) -> Child {
     use std::os::unix::process::CommandExt;
-    let fd = listener.as_raw_fd();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(listener);
     let log = std::fs::File::create(dir.join("gunicorn.log")).expect("gunicorn.log");
     let mut cmd = Command::new(python.join("bin/gunicorn"));
     cmd.arg("--config")

@@ -32,6 +32,25 @@ pub fn venv() -> &'static Path {
 /// A virtualenv with the packages of `requirements` (a path relative to the
 /// repository), created once per content of that file and reused across runs.
 pub fn venv_for(requirements: &str) -> &'static Path {
+    cached_venv("venv", requirements)
+}
+
+/// Holds an exclusive lock on `cache_dir()/<name>.lock` until dropped, so
+/// test processes running at once install each thing only once.
+pub fn cache_lock(name: &str) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(cache_dir()).expect("cache dir");
+    let f = std::fs::File::create(cache_dir().join(format!("{name}.lock"))).expect("lock file");
+    // SAFETY: flock on a file descriptor we own; released when the file is closed.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
+    f
+}
+
+/// The virtualenv `cache_dir()/<prefix>-<hash of requirements>` with the
+/// packages of `requirements` (relative to the repository), created on first
+/// use and reused by later runs; a changed requirements file makes a new one.
+pub fn cached_venv(prefix: &str, requirements: &str) -> &'static Path {
     static VENVS: std::sync::Mutex<Vec<(String, &'static Path)>> =
         std::sync::Mutex::new(Vec::new());
     let mut venvs = VENVS.lock().unwrap_or_else(|e| e.into_inner());
@@ -40,24 +59,32 @@ pub fn venv_for(requirements: &str) -> &'static Path {
     }
     let req = root().join(requirements);
     let text = std::fs::read(&req).expect("requirements file");
-    let dir = cache_dir().join(format!("venv-{:016x}", fnv(&text)));
+    let dir = cache_dir().join(format!("{prefix}-{:016x}", fnv(&text)));
     let ready = dir.join(".installed");
     if !ready.exists() {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(cache_dir()).expect("cache dir");
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&dir)
-            .status()
-            .expect("python3");
-        assert!(ok.success(), "python3 -m venv failed");
-        let ok = Command::new(dir.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&req)
-            .status()
-            .expect("pip");
-        assert!(ok.success(), "pip install -r {} failed", req.display());
-        std::fs::write(&ready, b"ok").expect("marker");
+        let _lock = cache_lock(prefix);
+        if !ready.exists() {
+            let started = std::time::Instant::now();
+            eprintln!(
+                "installing {requirements} into {} (once; cached)",
+                dir.display()
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&dir)
+                .status()
+                .expect("python3");
+            assert!(ok.success(), "python3 -m venv {} failed", dir.display());
+            let ok = Command::new(dir.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(&req)
+                .status()
+                .expect("pip");
+            assert!(ok.success(), "pip install -r {} failed", req.display());
+            std::fs::write(&ready, b"ok").expect("marker");
+            eprintln!("{requirements}: installed in {:.1?}", started.elapsed());
+        }
     }
     let leaked: &'static Path = Box::leak(dir.into_boxed_path());
     venvs.push((requirements.to_string(), leaked));
