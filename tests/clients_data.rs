@@ -3,38 +3,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-
 use common::data::{hashes, noise_vec};
+use common::http::serve_bytes;
 use common::python::{glance, prop, venv};
 use common::{temp_dir, Service};
-
-/// Serves `body` over HTTP on a free loopback port, for any number of requests.
-fn serve_file(body: Vec<u8>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let body = body.clone();
-            std::thread::spawn(move || {
-                let mut s = stream;
-                let mut buf = [0u8; 4096];
-                let n = s.read(&mut buf).unwrap_or(0);
-                let head_only = buf[..n].starts_with(b"HEAD");
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                if !head_only {
-                    let _ = s.write_all(&body);
-                }
-            });
-        }
-    });
-    format!("http://{addr}/image.raw")
-}
 
 fn wait_active(svc: &Service, id: &str) -> serde_json::Value {
     let c = svc.client();
@@ -122,7 +94,7 @@ fn glanceclient_data_commands() {
 
     // image-create-via-import with web-download from a loopback server.
     let other = noise_vec(22, 1_500_000);
-    let uri = serve_file(other.clone());
+    let uri = serve_bytes(other.clone(), "image.raw");
     let out = glance(
         &svc,
         &[
@@ -166,7 +138,7 @@ fn web_download_from_a_host_not_allowed_fails_cleanly() {
     // The default `download_hosts` does not include plain-http loopback servers.
     let svc = Service::start();
     let c = svc.client();
-    let uri = serve_file(noise_vec(23, 100_000));
+    let uri = serve_bytes(noise_vec(23, 100_000), "image.raw");
     let id = c.create_image(
         &serde_json::json!({"name": "w", "disk_format": "raw", "container_format": "bare"}),
     )["id"]

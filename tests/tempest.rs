@@ -24,11 +24,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http::serve_bytes;
 use common::keystone::{Keystone, PASSWORD, SERVICE_PROJECT, SERVICE_USER};
 use common::python::{venv_for, S3Server};
 use common::{root, temp_dir, Service};
@@ -449,28 +449,7 @@ fn serve_qcow2() -> String {
     assert!(ok.success(), "qemu-img create failed");
     let body = std::fs::read(&file).expect("read qcow2");
     let _ = std::fs::remove_dir_all(&dir);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let body = body.clone();
-            std::thread::spawn(move || {
-                let mut s = stream;
-                let mut buf = [0u8; 4096];
-                let n = s.read(&mut buf).unwrap_or(0);
-                let head_only = buf[..n].starts_with(b"HEAD");
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                if !head_only {
-                    let _ = s.write_all(&body);
-                }
-            });
-        }
-    });
-    format!("http://{addr}/cirros.qcow2")
+    serve_bytes(body, "cirros.qcow2")
 }
 
 fn tail(path: &Path, lines: usize) -> String {
