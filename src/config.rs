@@ -126,18 +126,21 @@ pub fn parse_bool(v: Option<&str>) -> bool {
     )
 }
 
+/// Fixed variables for unit tests.
+#[cfg(test)]
+pub(crate) fn fixed_vars(pairs: &'static [(&'static str, &'static str)]) -> impl Variables {
+    move |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Variables {
-        move |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use fixed_vars as vars;
 
     #[test]
     fn limits_default_to_glance_values() {

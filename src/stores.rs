@@ -229,14 +229,7 @@ impl Stores {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Variables {
-        move |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use crate::config::fixed_vars as vars;
 
     #[test]
     fn defaults_are_single_store_kv() {
