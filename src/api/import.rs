@@ -277,7 +277,12 @@ impl Worker<'_> {
         let mut failed: Vec<String> = Vec::new();
         let mut facts: Option<DataFacts> = None;
         let mut why = String::new();
-        for store_id in &self.job.stores {
+        // A failure that ends the import is recorded together with the image's
+        // return to `queued`, so a client polling the image never sees the
+        // failure while it still says `importing`.
+        let mut ending_failure: Option<&str> = None;
+        let last = self.job.stores.len().saturating_sub(1);
+        for (i, store_id) in self.job.stores.iter().enumerate() {
             let result = self.import_into(&img, store_id, &written, &mut facts);
             match result {
                 Ok(loc) => {
@@ -287,10 +292,12 @@ impl Worker<'_> {
                 Err(e) => {
                     why = format!("Import to store {store_id} failed: {e}");
                     failed.push(store_id.clone());
-                    self.progress(store_id, true);
-                    if self.job.all_must_succeed {
+                    let ends = self.job.all_must_succeed || (i == last && written.is_empty());
+                    if ends {
+                        ending_failure = Some(store_id);
                         break;
                     }
+                    self.progress(store_id, true);
                 }
             }
         }
@@ -302,7 +309,7 @@ impl Worker<'_> {
                 Err("The image could not be saved".into())
             }
         } else {
-            self.fail(&img, written);
+            self.fail(&img, written, ending_failure);
             Err(why)
         }
     }
@@ -415,30 +422,7 @@ impl Worker<'_> {
 
     /// Moves `store_id` from the importing list to done or failed.
     fn progress(&self, store_id: &str, failed: bool) {
-        let _ = self.update(|img| {
-            let remove = |v: &str| {
-                v.split(',')
-                    .filter(|s| !s.is_empty() && *s != store_id)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            let importing = remove(img.properties.get(IMPORTING).map_or("", String::as_str));
-            img.properties.insert(IMPORTING.into(), importing);
-            if failed {
-                let mut f: Vec<String> = img
-                    .properties
-                    .get(FAILED)
-                    .map(|v| {
-                        v.split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                f.push(store_id.to_string());
-                img.properties.insert(FAILED.into(), f.join(","));
-            }
-        });
+        let _ = self.update(|img| record_progress(img, store_id, failed));
     }
 
     /// Records the data on the image and makes it active; false if that could not be saved.
@@ -480,10 +464,15 @@ impl Worker<'_> {
         }
     }
 
-    fn fail(&self, original: &Image, written: Vec<Location>) {
+    /// Undoes a failed import; `failed_store`, if any, is recorded as failed
+    /// in the same update.
+    fn fail(&self, original: &Image, written: Vec<Location>, failed_store: Option<&str>) {
         self.discard(&written);
         let copy = self.job.method == Method::CopyImage;
         let _ = self.update(|img| {
+            if let Some(store_id) = failed_store {
+                record_progress(img, store_id, true);
+            }
             if !copy {
                 img.status = Status::Queued;
                 img.size = None;
@@ -519,5 +508,31 @@ impl Worker<'_> {
             }
         }
         Err(())
+    }
+}
+
+/// Moves `store_id` from the image's importing list to done, or to failed.
+fn record_progress(img: &mut Image, store_id: &str, failed: bool) {
+    let remove = |v: &str| {
+        v.split(',')
+            .filter(|s| !s.is_empty() && *s != store_id)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let importing = remove(img.properties.get(IMPORTING).map_or("", String::as_str));
+    img.properties.insert(IMPORTING.into(), importing);
+    if failed {
+        let mut f: Vec<String> = img
+            .properties
+            .get(FAILED)
+            .map(|v| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        f.push(store_id.to_string());
+        img.properties.insert(FAILED.into(), f.join(","));
     }
 }
