@@ -513,26 +513,22 @@ impl Worker<'_> {
 
 /// Moves `store_id` from the image's importing list to done, or to failed.
 fn record_progress(img: &mut Image, store_id: &str, failed: bool) {
-    let remove = |v: &str| {
-        v.split(',')
-            .filter(|s| !s.is_empty() && *s != store_id)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let importing = remove(img.properties.get(IMPORTING).map_or("", String::as_str));
-    img.properties.insert(IMPORTING.into(), importing);
+    let mut importing = store_list(img, IMPORTING);
+    importing.retain(|s| s != store_id);
+    img.properties.insert(IMPORTING.into(), importing.join(","));
     if failed {
-        let mut f: Vec<String> = img
-            .properties
-            .get(FAILED)
-            .map(|v| {
-                v.split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut f = store_list(img, FAILED);
         f.push(store_id.to_string());
         img.properties.insert(FAILED.into(), f.join(","));
     }
+}
+
+/// The store ids of a comma-separated image property.
+fn store_list(img: &Image, property: &str) -> Vec<String> {
+    img.properties.get(property).map_or_else(Vec::new, |v| {
+        v.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
 }
