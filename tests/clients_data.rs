@@ -5,7 +5,7 @@ mod common;
 
 use common::data::{hashes, noise_vec};
 use common::http::serve_bytes;
-use common::python::{glance, prop, venv};
+use common::python::{glance, prop, sdk_script};
 use common::{temp_dir, Service};
 
 fn wait_active(svc: &Service, id: &str) -> serde_json::Value {
@@ -184,20 +184,10 @@ fn openstacksdk_create_image_and_download() {
     let src = dir.join("in.raw");
     let dst = dir.join("out.raw");
     std::fs::write(&src, &data).unwrap();
-    let out = std::process::Command::new(venv().join("bin/python"))
-        .arg(common::root().join("tests/clients/sdk_data.py"))
-        .arg(&svc.base)
-        .arg(&src)
-        .arg(&dst)
-        .env("HOME", &dir)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let facts = sdk_script(
+        "sdk_data.py",
+        &[&svc.base, src.to_str().unwrap(), dst.to_str().unwrap()],
     );
-    let facts: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(facts["status"], "active");
     assert_eq!(facts["checksum"], hashes(&data).0.as_str());
     assert_eq!(facts["size"], data.len());

@@ -4,7 +4,7 @@
 mod common;
 
 use common::keystone::Keystone;
-use common::python::{glance_as, prop, table, venv};
+use common::python::{glance_as, prop, sdk_script, table};
 use common::Service;
 
 fn service(ks: &Keystone) -> Service {
@@ -128,18 +128,7 @@ fn openstacksdk_members_with_keystone() {
         .create_image(&serde_json::json!({"name": "sdk-shared"}));
     let id = img["id"].as_str().unwrap();
     let beta = ks.project_id("beta");
-    let out = std::process::Command::new(venv().join("bin/python"))
-        .arg(common::root().join("tests/clients/sdk_members.py"))
-        .args([&svc.base, &ks.url, id, &beta])
-        .env("HOME", common::temp_dir("sdk-home"))
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let facts: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let facts = sdk_script("sdk_members.py", &[&svc.base, &ks.url, id, &beta]);
     assert_eq!(facts["added"], "pending");
     assert_eq!(facts["before"], serde_json::json!(["pending"]));
     assert_eq!(facts["updated"], "accepted");

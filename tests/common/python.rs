@@ -91,6 +91,25 @@ pub fn cached_venv(prefix: &str, requirements: &str) -> &'static Path {
     leaked
 }
 
+/// Runs the openstacksdk script tests/clients/`script` with `args` in a fresh
+/// home and returns the JSON document it prints; panics with its stderr if it
+/// fails.
+#[track_caller]
+pub fn sdk_script(script: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(venv().join("bin/python"))
+        .arg(root().join("tests/clients").join(script))
+        .args(args)
+        .env("HOME", temp_dir("sdk-home"))
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
 /// Result of a client command.
 pub struct Run {
     /// Exit status was 0.
