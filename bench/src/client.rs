@@ -108,7 +108,15 @@ impl Conn {
     }
 }
 
-fn read_response(r: &mut BufReader<TcpStream>) -> Result<(u16, Vec<u8>), String> {
+/// How a response's body is framed.
+enum Framing {
+    Length(u64),
+    Chunked,
+    None,
+}
+
+/// Reads a status line and headers.
+fn read_head(r: &mut BufReader<TcpStream>) -> Result<(u16, Framing), String> {
     let mut line = String::new();
     if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
         return Err("connection closed".into());
@@ -118,8 +126,7 @@ fn read_response(r: &mut BufReader<TcpStream>) -> Result<(u16, Vec<u8>), String>
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("bad status line {line:?}"))?;
-    let mut length = None;
-    let mut chunked = false;
+    let mut framing = Framing::None;
     loop {
         line.clear();
         r.read_line(&mut line).map_err(|e| e.to_string())?;
@@ -129,29 +136,70 @@ fn read_response(r: &mut BufReader<TcpStream>) -> Result<(u16, Vec<u8>), String>
         }
         if let Some((k, v)) = l.split_once(':') {
             match k.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = v.trim().parse::<usize>().ok(),
-                "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
+                "content-length" => {
+                    if let Ok(n) = v.trim().parse() {
+                        framing = Framing::Length(n);
+                    }
+                }
+                "transfer-encoding" if v.trim().eq_ignore_ascii_case("chunked") => {
+                    framing = Framing::Chunked;
+                }
                 _ => {}
             }
         }
     }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            line.clear();
-            r.read_line(&mut line).map_err(|e| e.to_string())?;
-            let size = usize::from_str_radix(line.trim(), 16).map_err(|e| e.to_string())?;
-            let mut chunk = vec![0; size + 2];
-            r.read_exact(&mut chunk).map_err(|e| e.to_string())?;
-            if size == 0 {
-                break;
+    Ok((status, framing))
+}
+
+/// Reads a body framed as `framing`, handing each piece to `sink`; returns
+/// the number of body bytes.
+fn read_body(
+    r: &mut BufReader<TcpStream>,
+    framing: Framing,
+    mut sink: impl FnMut(&[u8]),
+) -> Result<u64, String> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut copy = |r: &mut BufReader<TcpStream>, mut left: u64| -> Result<u64, String> {
+        let total = left;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = r.read(&mut buf[..want]).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("body ended early".into());
             }
-            body.extend_from_slice(&chunk[..size]);
+            sink(&buf[..n]);
+            left -= n as u64;
         }
-    } else if let Some(n) = length {
-        body.resize(n, 0);
-        r.read_exact(&mut body).map_err(|e| e.to_string())?;
+        Ok(total)
+    };
+    match framing {
+        Framing::None => Ok(0),
+        Framing::Length(n) => copy(r, n),
+        Framing::Chunked => {
+            let mut total = 0;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                r.read_line(&mut line).map_err(|e| e.to_string())?;
+                let size = u64::from_str_radix(line.trim(), 16).map_err(|e| e.to_string())?;
+                if size > 0 {
+                    total += copy(r, size)?;
+                }
+                let mut crlf = [0u8; 2];
+                r.read_exact(&mut crlf).map_err(|e| e.to_string())?;
+                if size == 0 {
+                    return Ok(total);
+                }
+            }
+        }
     }
+}
+
+/// Reads a whole response: status and body.
+fn read_response(r: &mut BufReader<TcpStream>) -> Result<(u16, Vec<u8>), String> {
+    let (status, framing) = read_head(r)?;
+    let mut body = Vec::new();
+    read_body(r, framing, |piece| body.extend_from_slice(piece))?;
     Ok((status, body))
 }
 
@@ -214,34 +262,16 @@ impl Conn {
             .get_mut()
             .write_all(head.as_bytes())
             .map_err(|e| e.to_string())?;
-        let mut line = String::new();
-        stream.read_line(&mut line).map_err(|e| e.to_string())?;
-        let mut length = 0u64;
-        loop {
-            line.clear();
-            stream.read_line(&mut line).map_err(|e| e.to_string())?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                if k.trim().eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
+        let (status, framing) = read_head(stream)?;
+        if !(200..300).contains(&status) {
+            let mut body = Vec::new();
+            read_body(stream, framing, |piece| body.extend_from_slice(piece))?;
+            return Err(format!(
+                "GET {path}: HTTP {status}: {}",
+                String::from_utf8_lossy(&body)
+            ));
         }
-        let mut buf = vec![0u8; 1 << 20];
-        let mut left = length;
-        while left > 0 {
-            let n = stream
-                .read(&mut buf[..left.min(1 << 20) as usize])
-                .map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("body ended early".into());
-            }
-            left -= n as u64;
-        }
-        Ok(length)
+        read_body(stream, framing, |_| {})
     }
 }
 
