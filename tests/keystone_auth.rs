@@ -261,7 +261,9 @@ fn authorization_matrix() {
             );
         }
     }
-    println!("\nAuthorization matrix (L = listed, - = not listed, else HTTP status):\n{table}");
+    common::report(&format!(
+        "\nAuthorization matrix (L = listed, - = not listed, else HTTP status):\n{table}"
+    ));
     assert!(
         mismatches.is_empty(),
         "cells differing from Glance's rules:\n{}",

@@ -54,7 +54,7 @@ fn schemathesis_finds_no_server_errors_or_nonconforming_responses() {
         .unwrap_or("")
         .trim()
         .to_string();
-    println!("schemathesis: {summary}");
+    common::report(&format!("schemathesis: {summary}"));
     assert!(
         out.status.success(),
         "schemathesis reported problems:\n{stdout}\n{}",

@@ -146,7 +146,7 @@ fn tempest_image_suite() {
     }
     for run in &runs {
         let count = |s: &str| run.outcomes.values().filter(|o| o.status == s).count();
-        eprintln!(
+        common::report(&format!(
             "tempest [{}]: {} tests: {} passed, {} skipped, {} failed; tempest run {:.0?}",
             run.deployment.title,
             run.outcomes.len(),
@@ -154,9 +154,9 @@ fn tempest_image_suite() {
             count("skip"),
             run.outcomes.values().filter(|o| failed(o)).count(),
             run.time,
-        );
+        ));
     }
-    eprintln!("tempest: whole test {:.0?}", started.elapsed());
+    common::report(&format!("tempest: whole test {:.0?}", started.elapsed()));
     assert!(
         unexpected.is_empty(),
         "Tempest tests failed that {ALLOW_LIST} does not list:\n{}",

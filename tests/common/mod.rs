@@ -68,6 +68,14 @@ pub fn built_host() -> PathBuf {
         .clone()
 }
 
+/// Writes a report (a table, a count) to the test run's output even when
+/// the test passes: `cargo test` captures `println!`/`eprintln!`, not writes
+/// to the stderr handle itself.
+pub fn report(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 /// A fresh, empty temporary directory.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: Mutex<u32> = Mutex::new(0);
