@@ -8,7 +8,9 @@
 //! glance-bench --endpoint URL --ops upload,download --concurrency 1,4 [--size 268435456] [--rounds 2]
 //! ```
 //! Prints one line per (operation, concurrency): ops/s, p50 and p99 latency,
-//! and for data operations MB/s (MiB per second over all workers).
+//! and for data operations MB/s (MiB per second over all workers). Each worker
+//! uploads `--rounds` images; downloads repeat `--rounds` times and then until
+//! `--seconds` have passed, since one download is over in a fraction of a second.
 
 mod client;
 
@@ -128,7 +130,8 @@ fn new_image(c: &mut Conn, name: &str) -> Result<String, String> {
     Ok(img["id"].as_str().ok_or("create: no id")?.to_string())
 }
 
-/// Upload or download `args.size` bytes, `args.rounds` times per worker.
+/// Upload `args.size` bytes `args.rounds` times per worker, or download them
+/// at least that often and for at least `args.seconds`.
 fn run_data(args: &Args, op: &str, conc: usize) -> Result<(), String> {
     let mut setup = connect(args)?;
     let mut images: Vec<Vec<String>> = Vec::new();
@@ -155,10 +158,13 @@ fn run_data(args: &Args, op: &str, conc: usize) -> Result<(), String> {
     for mine in images {
         let mut conn = connect(args)?;
         let (op, size, rounds) = (op.to_string(), args.size, args.rounds);
+        let until =
+            start + Duration::from_secs_f64(if op == "download" { args.seconds } else { 0.0 });
         handles.push(std::thread::spawn(move || {
             let mut lat = Vec::new();
             let mut errors = 0usize;
-            for r in 0..rounds {
+            let mut r = 0;
+            while r < rounds || Instant::now() < until {
                 let t = Instant::now();
                 let result = if op == "upload" {
                     conn.put_bytes(
@@ -179,6 +185,7 @@ fn run_data(args: &Args, op: &str, conc: usize) -> Result<(), String> {
                     errors += 1;
                 }
                 lat.push(t.elapsed());
+                r += 1;
             }
             (lat, errors)
         }));
