@@ -9,10 +9,12 @@
 //!
 //! Modules: [`manifest`] (spin.toml), [`template`] (variable templates), [`variables`],
 //! [`runtime_config`], [`router`], [`outbound`] (allowed hosts), [`state`] (key-value and
-//! SQLite), [`runtime`] (Wasmtime), [`server`] (HTTP trigger), [`builder`] (build commands).
+//! SQLite), [`runtime`] (Wasmtime), [`server`] (HTTP trigger), [`builder`] (build commands),
+//! [`malloc`] (allocator settings).
 
 mod bindings;
 mod builder;
+mod malloc;
 mod manifest;
 mod outbound;
 mod router;
@@ -141,6 +143,7 @@ fn manifest_path(from: Option<&Path>) -> PathBuf {
 }
 
 fn main() {
+    malloc::tune_for_large_buffers();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = parse_args(&args).and_then(|cmd| match cmd {
         Command::Help => {
