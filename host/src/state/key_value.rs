@@ -11,9 +11,11 @@
 //! - `get` and `get-keys` results larger than 128 MiB are `other("query result exceeds
 //!   limit of 134217728 bytes")`; SQLite errors are `other(message)`.
 //!
-//! Unlike Spin, file-backed stores use WAL journaling with `synchronous=NORMAL`,
-//! 64 KiB pages and memory-mapped reads, and a `get` of a large value reads it
-//! with blob I/O (large values, image chunks, are the common case here).
+//! Unlike Spin, file-backed stores use WAL journaling with `synchronous=NORMAL` and
+//! 64 KiB pages, and their reads (`get`, `exists`, `get-keys`) go through a second
+//! shared connection that maps the file; a `get` of a large value reads it with
+//! blob I/O (large values, image chunks, are the common case here). A read still
+//! sees every `set` that has returned: each statement reads the last commit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,10 +29,12 @@ use super::{ensure_parent_dir, MAX_HOST_BUFFERED_BYTES, MAX_OPEN_HANDLES};
 use crate::bindings::key_value::{self, Error};
 use crate::runtime_config::DbLocation;
 
-/// One configured store label: where it lives and its (lazily opened) connection.
+/// One configured store label: where it lives and its (lazily opened) connections.
 pub struct Backend {
     location: DbLocation,
     connection: OnceLock<Arc<Mutex<Connection>>>,
+    /// File-backed stores only: the connection for `get`, `exists` and `get-keys`.
+    reader: OnceLock<Arc<Mutex<Connection>>>,
 }
 
 impl Backend {
@@ -38,7 +42,27 @@ impl Backend {
         Self {
             location,
             connection: OnceLock::new(),
+            reader: OnceLock::new(),
         }
+    }
+
+    /// The connection reads go through: a file-backed store's own read
+    /// connection, which maps the file (memory-mapped reads would slow the
+    /// writer, which grows the file), or an in-memory store's only connection.
+    fn reader(&self) -> Result<Arc<Mutex<Connection>>, Error> {
+        let DbLocation::Path(path) = &self.location else {
+            return self.connection();
+        };
+        if let Some(c) = self.reader.get() {
+            return Ok(c.clone());
+        }
+        // The writer creates the file and its table first.
+        self.connection()?;
+        let new = open_reader(path).map_err(|e| Error::Other(format!("{e:#}")))?;
+        Ok(self
+            .reader
+            .get_or_init(|| Arc::new(Mutex::new(new)))
+            .clone())
     }
 
     fn connection(&self) -> Result<Arc<Mutex<Connection>>, Error> {
@@ -78,10 +102,6 @@ fn open_connection(location: &DbLocation) -> anyhow::Result<Connection> {
             conn.pragma_update(None, "page_size", 65536)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            // Reads copy straight from the mapped file instead of `pread`ing
-            // each page first (SQLite maps at most its compile-time limit, 2 GiB
-            // by default; the rest of a larger file is read as before).
-            conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
             conn
         }
     };
@@ -95,6 +115,16 @@ fn open_connection(location: &DbLocation) -> anyhow::Result<Connection> {
         )",
         [],
     )?;
+    Ok(conn)
+}
+
+/// A read connection to the store file at `path`. Reads copy straight from the
+/// mapped file instead of `pread`ing each page first (SQLite maps at most its
+/// compile-time limit, 2 GiB by default; the rest of a larger file is read as
+/// before).
+fn open_reader(path: &std::path::Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
     Ok(conn)
 }
 
@@ -160,18 +190,12 @@ impl KeyValueInstance {
         }
     }
 
-    fn store(
-        &self,
-        r: &Resource<StoreHandle>,
-    ) -> wasmtime::Result<(String, Arc<Mutex<Connection>>)> {
+    fn store(&self, r: &Resource<StoreHandle>) -> wasmtime::Result<(String, Arc<Backend>)> {
         let h = self
             .table
             .get(r)
             .map_err(|_| wasmtime::format_err!("invalid key-value store handle"))?;
-        match h.backend.connection.get() {
-            Some(c) => Ok((h.name.clone(), c.clone())),
-            None => wasmtime::bail!("key-value store handle without a connection"),
-        }
+        Ok((h.name.clone(), h.backend.clone()))
     }
 }
 
@@ -290,8 +314,9 @@ impl key_value::HostStore for KeyValueInstance {
         store: Resource<StoreHandle>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        let (name, conn) = self.store(&store)?;
+        let (name, backend) = self.store(&store)?;
         Ok(blocking(move || {
+            let conn = backend.reader()?;
             let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             read_value(&conn, &name, &key)
         })
@@ -304,11 +329,12 @@ impl key_value::HostStore for KeyValueInstance {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let (name, conn) = self.store(&store)?;
+        let (name, backend) = self.store(&store)?;
         if injected_set_fault() {
             return Ok(Err(Error::Other("injected fault".into())));
         }
         Ok(blocking(move || {
+            let conn = backend.connection()?;
             let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             conn.prepare_cached(
                 "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3)
@@ -327,8 +353,9 @@ impl key_value::HostStore for KeyValueInstance {
         store: Resource<StoreHandle>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let (name, conn) = self.store(&store)?;
+        let (name, backend) = self.store(&store)?;
         Ok(blocking(move || {
+            let conn = backend.connection()?;
             let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             conn.prepare_cached("DELETE FROM spin_key_value WHERE store=$1 AND key=$2")
                 .map_err(other)?
@@ -344,8 +371,9 @@ impl key_value::HostStore for KeyValueInstance {
         store: Resource<StoreHandle>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        let (name, conn) = self.store(&store)?;
+        let (name, backend) = self.store(&store)?;
         Ok(blocking(move || {
+            let conn = backend.reader()?;
             let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             let found = conn
                 .prepare_cached("SELECT 1 FROM spin_key_value WHERE store=$1 AND key=$2")
@@ -361,8 +389,9 @@ impl key_value::HostStore for KeyValueInstance {
         &mut self,
         store: Resource<StoreHandle>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let (name, conn) = self.store(&store)?;
+        let (name, backend) = self.store(&store)?;
         Ok(blocking(move || {
+            let conn = backend.reader()?;
             let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
             let mut stmt = conn
                 .prepare_cached("SELECT key FROM spin_key_value WHERE store=$1")
