@@ -431,14 +431,21 @@ mod tests {
         )
     }
 
-    #[tokio::test(flavor = "multi_thread")]
-    async fn grants_and_round_trip() {
-        let dir = std::env::temp_dir().join(format!("glance-host-kv-{}", std::process::id()));
+    /// A fresh directory named for `test`, and an app with the stores `default`
+    /// (a file in it) and `mem` (in memory).
+    fn file_and_memory_stores(test: &str) -> (std::path::PathBuf, Arc<KeyValueApp>) {
+        let dir = std::env::temp_dir().join(format!("glance-host-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let app = Arc::new(KeyValueApp::new(BTreeMap::from([
             ("default".to_string(), DbLocation::Path(dir.join("kv.db"))),
             ("mem".to_string(), DbLocation::InMemory),
         ])));
+        (dir, app)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn grants_and_round_trip() {
+        let (dir, app) = file_and_memory_stores("kv");
         let mut kv = instance(&["default", "nope"], app.clone());
         assert!(matches!(
             kv.open("mem".into()).await.unwrap(),
@@ -491,16 +498,12 @@ mod tests {
         kv.drop(s).await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn large_values_round_trip_exactly() {
-        let dir = std::env::temp_dir().join(format!("glance-host-kv-large-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let app = Arc::new(KeyValueApp::new(BTreeMap::from([
-            ("file".to_string(), DbLocation::Path(dir.join("kv.db"))),
-            ("mem".to_string(), DbLocation::InMemory),
-        ])));
-        let mut kv = instance(&["file", "mem"], app);
-        for label in ["file", "mem"] {
+        let (dir, app) = file_and_memory_stores("kv-large");
+        let mut kv = instance(&["default", "mem"], app);
+        for label in ["default", "mem"] {
             let s = kv.open(label.into()).await.unwrap().unwrap();
             // Below, at and above the blob-read threshold, and a chunk-sized value.
             for len in [
