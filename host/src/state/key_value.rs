@@ -239,7 +239,10 @@ const BLOB_READ_MIN: i64 = 64 << 10;
 /// returned buffer: a large value (an image chunk) is read with blob I/O rather
 /// than assembled by the query and then copied out of it.
 fn read_value(conn: &Connection, store: &str, key: &str) -> Result<Option<Vec<u8>>, Error> {
-    let found: Option<(i64, i64, Option<Vec<u8>>)> = conn
+    // One read transaction, so the blob opened below is the row the query
+    // found even if the writer connection replaces it in between.
+    let tx = conn.unchecked_transaction().map_err(other)?;
+    let found: Option<(i64, i64, Option<Vec<u8>>)> = tx
         .prepare_cached(
             "SELECT rowid, octet_length(value),
                     CASE WHEN octet_length(value) < ?3 THEN value END
@@ -258,17 +261,14 @@ fn read_value(conn: &Connection, store: &str, key: &str) -> Result<Option<Vec<u8
     if std::mem::size_of::<Option<Vec<u8>>>() + len > MAX_HOST_BUFFERED_BYTES {
         return Err(too_large());
     }
-    if let Some(value) = small {
-        return Ok(Some(value));
+    if small.is_some() {
+        return Ok(small);
     }
-    let blob = conn
+    let blob = tx
         .blob_open(rusqlite::MAIN_DB, "spin_key_value", "value", rowid, true)
         .map_err(other)?;
     let mut value = vec![0u8; len];
-    let read = blob.read_at(&mut value, 0).map_err(other)?;
-    if read != len {
-        return Err(other(format!("value of {key} changed while being read")));
-    }
+    blob.read_at_exact(&mut value, 0).map_err(other)?;
     Ok(Some(value))
 }
 
