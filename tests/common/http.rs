@@ -119,18 +119,10 @@ impl Client {
             _ => {}
         }
         let mut stream = self.start(method, path, &all);
-        match body {
-            Payload::None => {}
-            Payload::Bytes(b) => stream.write_all(b).expect("write body"),
-            Payload::Chunked(b, size) => {
-                for piece in b.chunks(size.max(1)) {
-                    write!(stream, "{:x}\r\n", piece.len()).expect("chunk");
-                    stream.write_all(piece).expect("chunk");
-                    stream.write_all(b"\r\n").expect("chunk");
-                }
-                stream.write_all(b"0\r\n\r\n").expect("last chunk");
-            }
-        }
+        // A server may answer before it has read the body (409, 413, ...)
+        // and close; like curl and urllib3, stop writing then and read the
+        // answer. A server that died instead fails in `read_response`.
+        let _ = write_body(&mut stream, body);
         read_response(stream, method == "HEAD")
     }
 
@@ -180,6 +172,22 @@ impl Client {
     #[track_caller]
     pub fn create_image(&self, doc: &Value) -> Value {
         self.post_json("/v2/images", doc).expect_json(201)
+    }
+}
+
+/// Writes a request body as `send` frames it.
+fn write_body(stream: &mut TcpStream, body: Payload) -> std::io::Result<()> {
+    match body {
+        Payload::None => Ok(()),
+        Payload::Bytes(b) => stream.write_all(b),
+        Payload::Chunked(b, size) => {
+            for piece in b.chunks(size.max(1)) {
+                write!(stream, "{:x}\r\n", piece.len())?;
+                stream.write_all(piece)?;
+                stream.write_all(b"\r\n")?;
+            }
+            stream.write_all(b"0\r\n\r\n")
+        }
     }
 }
 
