@@ -267,8 +267,16 @@ fn read_value(conn: &Connection, store: &str, key: &str) -> Result<Option<Vec<u8
     let blob = tx
         .blob_open(rusqlite::MAIN_DB, "spin_key_value", "value", rowid, true)
         .map_err(other)?;
-    let mut value = vec![0u8; len];
-    blob.read_at_exact(&mut value, 0).map_err(other)?;
+    // Read into uninitialised capacity: zeroing a megabyte first costs as
+    // much as a copy of it.
+    let mut value = Vec::with_capacity(len);
+    let read = blob
+        .raw_read_at_exact(&mut value.spare_capacity_mut()[..len], 0)
+        .map_err(other)?
+        .len();
+    // SAFETY: `raw_read_at_exact` returned Ok, so it initialised the first
+    // `read` (= `len`) bytes of the spare capacity.
+    unsafe { value.set_len(read) };
     Ok(Some(value))
 }
 
