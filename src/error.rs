@@ -131,6 +131,12 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+impl From<crate::ports::StoreError> for ApiError {
+    fn from(e: crate::ports::StoreError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
 /// Result of an API operation.
 pub type ApiResult<T> = Result<T, ApiError>;
 

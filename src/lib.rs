@@ -1,36 +1,28 @@
 //! Host-independent core of the Glance Image API v2.
 //!
-//! Everything here is plain Rust: no Spin, no WASI. The Spin components in
-//! `components/` turn a Spin request into an [`api::ApiRequest`], hand it to the
-//! matching service in [`api`], and write the [`api::ApiResponse`] back. Storage is
-//! reached through the ports in [`store`], so the same code runs natively in tests
-//! (backed by rusqlite) and inside a component (backed by Spin's SQLite interface).
+//! Everything here is plain Rust: no Spin, no WASI. A host adapter (the Spin
+//! components in `components/`) turns its request into an [`api::ApiRequest`],
+//! hands it to the matching service in [`api`] with the [`ports::Ports`] it
+//! provides, and writes the [`api::ApiResponse`] back. The same code runs
+//! natively in tests over in-memory ports.
+//!
+//! Layout, one concern per folder:
+//! - [`api`]: the HTTP surface — request, response, route tables, handlers;
+//! - `auth`: who is asking (noauth, Keystone) and what they may do (policy);
+//! - `image`: the image record, its status machine, schema rules, patches, list queries;
+//! - `db`: SQL persistence — migrations, images, members, tasks;
+//! - `data`: image bytes — receiving uploads, stores, import, format inspection;
+//! - [`ports`]: what the host provides (SQL, key-value, outbound HTTP, variables, log);
+//! - `settings`: every variable and its default; `error`: errors and their HTTP mapping.
 
 pub mod api;
-pub mod blob;
-pub mod config;
+pub mod auth;
+pub mod data;
+pub mod db;
 pub mod error;
-pub mod format_inspector;
-pub mod identity;
 pub mod image;
-pub mod image_access;
-pub mod image_data;
-pub mod image_repo;
-pub mod image_schema;
-pub mod image_update;
-pub mod json_patch;
-pub mod keystone;
-pub mod list_query;
-pub mod member_repo;
-pub mod migrations;
-pub mod outbound;
-pub mod policy;
-pub mod schemas;
-pub mod sigv4;
-pub mod store;
-pub mod stores;
-pub mod task_repo;
+pub mod ports;
+pub mod settings;
 pub mod timestamp;
-pub mod versions;
 
 pub use error::ApiError;

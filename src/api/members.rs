@@ -6,14 +6,16 @@
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::api::{auth, finish, segments_after, ApiRequest, ApiResponse, Ports};
+use crate::api::{finish, segments_after, ApiRequest, ApiResponse};
+use crate::auth;
+use crate::auth::caller::Caller;
+use crate::auth::policy::Policy;
+use crate::db::images::ImageRepo;
+use crate::db::members::{AddOutcome, Member, MemberRepo, STATUSES};
 use crate::error::{ApiError, ApiResult};
-use crate::identity::Caller;
+use crate::image::access::{ImageAccess, Visible};
 use crate::image::Visibility;
-use crate::image_access::{ImageAccess, Visible};
-use crate::image_repo::ImageRepo;
-use crate::member_repo::{AddOutcome, Member, MemberRepo, STATUSES};
-use crate::policy::Policy;
+use crate::ports::Ports;
 use crate::timestamp::Timestamp;
 
 /// Handles one request to the members component.

@@ -2,14 +2,10 @@
 //!
 //! A host adapter builds an [`ApiRequest`], calls the service of the component
 //! ([`images::handle`], [`members::handle`], [`discovery::handle`]) with the
-//! [`Ports`] it provides, and writes the returned [`ApiResponse`].
+//! [`crate::ports::Ports`] it provides, and writes the returned [`ApiResponse`].
 
-pub mod auth;
 pub mod discovery;
-mod image_files;
 pub mod images;
-mod import;
-mod info;
 pub mod members;
 mod request;
 mod response;
@@ -17,32 +13,13 @@ mod response;
 pub use request::ApiRequest;
 pub use response::{ApiResponse, Body};
 
-use std::rc::Rc;
-
-use crate::config::Variables;
-use crate::outbound::HttpClient;
-use crate::store::{Database, KeyValueOpener};
-
-/// What the host provides to the services. Each port is opened by the host
-/// only when first used, so a request pays for what it touches.
-pub struct Ports<'a> {
-    /// Metadata database.
-    pub db: &'a dyn Database,
-    /// Configuration variables.
-    pub vars: &'a dyn Variables,
-    /// Key-value stores (image data).
-    pub kv: &'a dyn KeyValueOpener,
-    /// Outbound HTTP (S3, web-download, http locations, Keystone).
-    pub http: Rc<dyn HttpClient>,
-}
-
-/// Work that continues after the response has been sent (an import).
-pub type Deferred = Box<dyn FnOnce(&Ports)>;
-
 /// Turns a service result into the response: errors become Glance-shaped JSON,
 /// and every response carries `x-openstack-request-id` (the client's own, when
 /// it sent a usable one).
-pub fn finish(req: &ApiRequest, result: Result<ApiResponse, crate::ApiError>) -> ApiResponse {
+pub(crate) fn finish(
+    req: &ApiRequest,
+    result: Result<ApiResponse, crate::ApiError>,
+) -> ApiResponse {
     let resp = result.unwrap_or_else(ApiResponse::from);
     resp.with_header("x-openstack-request-id", req.request_id().to_string())
 }

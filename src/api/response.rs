@@ -13,7 +13,7 @@ pub enum Body {
     Bytes(Vec<u8>),
     /// A body produced chunk by chunk (image data); a failing chunk aborts
     /// the transfer so the client sees a broken, not a short, body.
-    Stream(crate::blob::ChunkStream),
+    Stream(crate::data::blob::ChunkStream),
 }
 
 /// Status, headers and body, and any work to do once they are sent.
@@ -25,7 +25,7 @@ pub struct ApiResponse {
     /// The body.
     pub body: Body,
     /// Work the host runs after the response is complete (e.g. an import).
-    pub deferred: Option<super::Deferred>,
+    pub deferred: Option<crate::ports::Deferred>,
 }
 
 impl ApiResponse {

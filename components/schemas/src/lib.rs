@@ -5,5 +5,5 @@ use spin_sdk::http_component;
 
 #[http_component]
 fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    glance_spin::serve(req, out, glance_core::api::discovery::handle);
+    glance_spin_adapter::serve(req, out, glance_core::api::discovery::handle);
 }

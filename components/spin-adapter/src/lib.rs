@@ -13,7 +13,8 @@ mod ports;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use glance_core::api::{ApiRequest, ApiResponse, Body, Ports};
+use glance_core::api::{ApiRequest, ApiResponse, Body};
+use glance_core::ports::Ports;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 

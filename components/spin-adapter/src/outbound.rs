@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 
-use glance_core::outbound::{HttpClient, OutRequest, OutResponse, OutboundError};
+use glance_core::ports::{HttpClient, OutRequest, OutResponse, OutboundError};
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{
     ErrorCode, Fields, IncomingBody, IncomingResponse, Method, OutgoingBody, OutgoingRequest,

@@ -3,8 +3,8 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use glance_core::config::Variables;
-use glance_core::store::{Database, KeyValue, KeyValueOpener, Rows, SqlValue, StoreError};
+use glance_core::ports::Variables;
+use glance_core::ports::{Database, KeyValue, KeyValueOpener, Rows, SqlValue, StoreError};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
 

@@ -1,0 +1,326 @@
+//! Image data over HTTP: upload (`PUT /file`), download (`GET /file`) and
+//! staging for interoperable import (`PUT /stage`).
+
+use http::StatusCode;
+
+use crate::api::images::{modify, Ctx};
+use crate::api::{ApiRequest, ApiResponse, Body};
+use crate::data::blob::BlobStore;
+use crate::data::receive::{self, parse_range, RangeRequest, ReceiveRules, HASH_ALGO};
+use crate::db::images::Write;
+use crate::error::{ApiError, ApiResult};
+use crate::image::{Image, Staged, Status};
+use crate::timestamp::Timestamp;
+
+/// 415 unless the body is `application/octet-stream`.
+fn check_octet_stream(req: &ApiRequest) -> ApiResult<()> {
+    let ct = req.header("content-type").unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/octet-stream") {
+        return Err(ApiError::unsupported_media_type(format!(
+            "Invalid content type {}",
+            if media.is_empty() { "None" } else { media }
+        )));
+    }
+    Ok(())
+}
+
+/// The size announced in `x-openstack-image-size`, if any (400 when not a number).
+fn announced_size(req: &ApiRequest) -> ApiResult<Option<u64>> {
+    match req.header("x-openstack-image-size") {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            ApiError::bad_request("Invalid or missing image size in request headers.")
+        }),
+    }
+}
+
+/// Bytes the owner may still store under `user_storage_quota`.
+fn quota_left(ctx: &Ctx, img: &Image) -> ApiResult<Option<u64>> {
+    let Some(quota) = ctx.settings.user_storage_quota else {
+        return Ok(None);
+    };
+    let used = ctx.repo.stored_bytes(img.owner.as_deref(), &img.id)?;
+    Ok(Some(quota.saturating_sub(used)))
+}
+
+/// The most an upload may carry, and what to say when it carries more.
+fn upload_limit(ctx: &Ctx, img: &Image) -> ApiResult<(u64, String)> {
+    let cap = ctx.settings.image_size_cap;
+    Ok(match quota_left(ctx, img)? {
+        Some(left) if left < cap => (
+            left,
+            format!("Image exceeds the storage quota: {left} bytes left of the owner's quota"),
+        ),
+        _ => (
+            cap,
+            format!("The incoming image is too large: the limit is {cap} bytes"),
+        ),
+    })
+}
+
+/// Moves an image out of a transient status back to `queued` after a failed upload.
+fn restore_queued(ctx: &Ctx, id: &str, from: Status) {
+    let _ = modify(ctx, id, None, |img| {
+        if img.status != from {
+            return Ok(false);
+        }
+        img.status = Status::Queued;
+        img.size = None;
+        img.virtual_size = None;
+        Ok(true)
+    });
+}
+
+/// Claims a queued image for `to` (saving/uploading): exactly one concurrent
+/// claim wins; the others get 409.
+fn claim(ctx: &Ctx, mut img: Image, to: Status) -> ApiResult<Image> {
+    if img.status != Status::Queued {
+        return Err(ApiError::conflict(format!(
+            "Image status transition from {} to {} is not allowed",
+            img.status.as_str(),
+            to.as_str()
+        )));
+    }
+    img.status = to;
+    img.updated_at = Timestamp::now();
+    match ctx.repo.save(&mut img)? {
+        Write::Done => Ok(img),
+        Write::Conflict => Err(ApiError::conflict(format!(
+            "Image status transition from queued to {} is not allowed: the image changed \
+             meanwhile (another upload?)",
+            to.as_str()
+        ))),
+    }
+}
+
+/// Claims the queued image for `to` (saving or uploading) and streams the
+/// request body into a new object of `store` under `rules`. On any failure
+/// the partial data is gone and the image is back to `queued`.
+fn receive_claimed(
+    ctx: &Ctx,
+    req: &mut ApiRequest,
+    img: Image,
+    to: Status,
+    store: &dyn BlobStore,
+    rules: &ReceiveRules,
+) -> ApiResult<receive::Received> {
+    let img = claim(ctx, img, to)?;
+    let result = store
+        .writer(&img.id)
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+        .and_then(|writer| receive::receive(req.body(), writer, rules).map_err(ApiError::from));
+    if result.is_err() {
+        restore_queued(ctx, &img.id, to);
+    }
+    result
+}
+
+/// Picks the store for new data: the client's `X-Image-Meta-Store` in
+/// multi-store mode, else the default.
+fn target_store<'c>(ctx: &'c Ctx, req: &ApiRequest) -> ApiResult<&'c dyn BlobStore> {
+    let stores = ctx.stores()?;
+    let wanted = req
+        .header("x-image-meta-store")
+        .filter(|_| ctx.settings.multi_store())
+        .map(str::trim);
+    match wanted {
+        Some(id) => match stores.get(id) {
+            Some(s)
+                if !ctx
+                    .settings
+                    .enabled
+                    .iter()
+                    .any(|e| e.id == id && e.read_only) =>
+            {
+                Ok(s)
+            }
+            _ => Err(ApiError::bad_request(format!(
+                "Store for identifier {id} not found"
+            ))),
+        },
+        None => stores
+            .default_store()
+            .ok_or_else(|| ApiError::internal("the default store is not available")),
+    }
+}
+
+/// `PUT /v2/images/{id}/file`.
+pub fn upload(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiResponse> {
+    check_octet_stream(req)?;
+    let expected = announced_size(req)?;
+    let access = ctx.access();
+    let v = access.load(id)?;
+    access.enforce("upload_image", &v)?;
+    let img = v.image;
+    if img.status == Status::Queued && (img.disk_format.is_none() || img.container_format.is_none())
+    {
+        let missing: Vec<&str> = [
+            ("disk_format", &img.disk_format),
+            ("container_format", &img.container_format),
+        ]
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| *k)
+        .collect();
+        return Err(ApiError::bad_request(if missing.len() == 1 {
+            format!("Property {} must be set prior to saving data.", missing[0])
+        } else {
+            format!(
+                "Properties {} must be set prior to saving data.",
+                missing.join(", ")
+            )
+        }));
+    }
+    let store = target_store(ctx, req)?;
+    let (max_bytes, too_large) = upload_limit(ctx, &img)?;
+    let rules = ReceiveRules {
+        disk_format: img.disk_format.as_deref(),
+        inspect: img.container_format.as_deref() == Some("bare"),
+        max_bytes,
+        too_large: &too_large,
+        expected_size: expected,
+    };
+    let received = receive_claimed(ctx, req, img.clone(), Status::Saving, store, &rules)?;
+    let location = received.location.clone();
+    let saved = modify(ctx, id, None, |img| {
+        if img.status != Status::Saving {
+            return Err(ApiError::conflict("The image changed during the upload."));
+        }
+        img.status = Status::Active;
+        img.size = Some(location.size as i64);
+        img.virtual_size = received.virtual_size.map(|v| v as i64);
+        img.checksum = Some(received.checksum.clone());
+        img.os_hash_algo = Some(HASH_ALGO.to_string());
+        img.os_hash_value = Some(received.os_hash_value.clone());
+        img.locations = vec![location.clone()];
+        Ok(true)
+    });
+    if let Err(e) = saved {
+        // Deleted (or otherwise changed) meanwhile: the data has no image.
+        let _ = store.delete(&location);
+        return Err(if e.status == StatusCode::NOT_FOUND {
+            ApiError::new(
+                StatusCode::GONE,
+                format!("Image {id} could not be found after upload. The image may have been deleted during the upload."),
+            )
+        } else {
+            e
+        });
+    }
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+}
+
+/// `GET /v2/images/{id}/file`.
+pub fn download(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiResponse> {
+    req.reject_body()?;
+    let access = ctx.access();
+    let v = access.load(id)?;
+    access.enforce("download_image", &v)?;
+    let img = v.image;
+    if img.status == Status::Deactivated && !ctx.caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "The requested image has been deactivated. Image data download is forbidden.",
+        ));
+    }
+    let stores = ctx.stores()?;
+    let Some((store, location)) = img
+        .locations
+        .iter()
+        .find_map(|l| stores.for_location(l).map(|s| (s, l)))
+        .filter(|_| matches!(img.status, Status::Active | Status::Deactivated))
+    else {
+        return Ok(ApiResponse::empty(StatusCode::NO_CONTENT));
+    };
+    let size = location.size;
+    let (status, range) = match parse_range(req.header("range"), req.header("content-range"), size)
+    {
+        RangeRequest::Whole => (StatusCode::OK, None),
+        RangeRequest::Partial(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
+        RangeRequest::Multiple => {
+            return Err(ApiError::bad_request("Multiple ranges are not supported."))
+        }
+        RangeRequest::Unsatisfiable => {
+            return Err(ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "The requested range is not satisfiable.",
+            )
+            .with_header("Content-Range", format!("bytes */{size}")))
+        }
+    };
+    let stream = store
+        .read(location, range)
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let length = range.map_or(size, |r| r.len());
+    let mut resp = ApiResponse {
+        status,
+        headers: vec![
+            ("content-type".into(), "application/octet-stream".into()),
+            ("content-length".into(), length.to_string()),
+        ],
+        body: Body::Stream(stream),
+        deferred: None,
+    };
+    if let Some(md5) = &img.checksum {
+        resp = resp.with_header("content-md5", md5.clone());
+    }
+    if let Some(r) = range {
+        resp = resp.with_header(
+            "content-range",
+            format!("bytes {}-{}/{size}", r.first, r.last),
+        );
+    }
+    Ok(resp)
+}
+
+/// `PUT /v2/images/{id}/stage`: data for a later `glance-direct` import.
+pub fn stage(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiResponse> {
+    if !ctx
+        .settings
+        .import_methods
+        .iter()
+        .any(|m| m == "glance-direct")
+    {
+        return Err(ApiError::not_found("The resource could not be found."));
+    }
+    check_octet_stream(req)?;
+    let expected = announced_size(req)?;
+    let access = ctx.access();
+    let v = access.load(id)?;
+    access.enforce("upload_image", &v)?;
+    if v.image.staged.is_some() {
+        return Err(ApiError::conflict("Image data is already staged."));
+    }
+    let (max_bytes, too_large) = upload_limit(ctx, &v.image)?;
+    let stores = ctx.stores()?;
+    let staging = stores
+        .staging()
+        .ok_or_else(|| ApiError::internal("no staging area"))?;
+    let rules = ReceiveRules {
+        disk_format: None,
+        inspect: true,
+        max_bytes,
+        too_large: &too_large,
+        expected_size: expected,
+    };
+    let received = receive_claimed(ctx, req, v.image, Status::Uploading, staging, &rules)?;
+    let staged = Staged {
+        location: received.location.clone(),
+        checksum: received.checksum.clone(),
+        os_hash_value: received.os_hash_value.clone(),
+        inspection: received.inspection.as_ref().map(Into::into),
+    };
+    let saved = modify(ctx, id, None, |img| {
+        if img.status != Status::Uploading {
+            return Err(ApiError::conflict("The image changed while staging."));
+        }
+        img.size = Some(staged.location.size as i64);
+        img.staged = Some(staged.clone());
+        Ok(true)
+    });
+    if let Err(e) = saved {
+        let _ = staging.delete(&received.location);
+        return Err(e);
+    }
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,314 @@
+//! The `kv` store: image data in fixed-size chunks in a Spin key-value store.
+//!
+//! Chunk `n` of an upload lives at `<image_id>/<upload_id>/<n>`; the location
+//! records the upload id, size and chunk size, so reading computes keys instead
+//! of listing them, and a range read starts at the right chunk. Every upload
+//! gets its own upload id, so a failed or concurrent upload never touches the
+//! chunks of another.
+
+use std::rc::Rc;
+
+use crate::data::blob::{BlobError, BlobStore, BlobWriter, ByteRange, ChunkStream, Location};
+use crate::ports::KeyValue;
+
+/// Default chunk size: below the 1 MB every Spin key-value backend accepts.
+pub const DEFAULT_CHUNK_SIZE: usize = 1_000_000;
+
+/// Chunked image data in a key-value store.
+#[derive(Clone)]
+pub struct KvStore {
+    id: String,
+    label: String,
+    key_prefix: String,
+    kv: Rc<dyn KeyValue>,
+    chunk_size: usize,
+}
+
+impl KvStore {
+    /// A store named `id` over the key-value store `label`.
+    pub fn new(id: &str, label: &str, kv: Rc<dyn KeyValue>, chunk_size: usize) -> Self {
+        KvStore {
+            id: id.to_string(),
+            label: label.to_string(),
+            key_prefix: String::new(),
+            kv,
+            chunk_size: chunk_size.max(1),
+        }
+    }
+
+    /// The same store writing under `prefix` (e.g. `staging/`), so another
+    /// store can share the key-value store without sharing keys.
+    pub fn with_key_prefix(mut self, prefix: &str) -> Self {
+        self.key_prefix = prefix.to_string();
+        self
+    }
+
+    fn prefix_of(&self, location: &Location) -> Result<String, BlobError> {
+        location
+            .url
+            .strip_prefix(&format!("kv://{}/", self.label))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                BlobError::Missing(format!("not a {} location: {}", self.id, location.url))
+            })
+    }
+
+    /// Deletes chunks `prefix/0..` until one is missing: cleans up after an
+    /// upload whose chunk count was never recorded (the writer died).
+    pub fn delete_by_probing(&self, image_id: &str, upload_id: &str) -> Result<u64, BlobError> {
+        let mut n = 0u64;
+        loop {
+            let key = format!("{}{image_id}/{upload_id}/{n}", self.key_prefix);
+            if !self.kv.exists(&key)? {
+                return Ok(n);
+            }
+            self.kv.delete(&key)?;
+            n += 1;
+        }
+    }
+}
+
+impl BlobStore for KvStore {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn writer(&self, image_id: &str) -> Result<Box<dyn BlobWriter>, BlobError> {
+        Ok(Box::new(KvWriter {
+            store: self.clone(),
+            prefix: format!(
+                "{}{image_id}/{}",
+                self.key_prefix,
+                uuid::Uuid::new_v4().simple()
+            ),
+            buf: Vec::with_capacity(self.chunk_size),
+            chunks: 0,
+            size: 0,
+        }))
+    }
+
+    fn read(
+        &self,
+        location: &Location,
+        range: Option<ByteRange>,
+    ) -> Result<ChunkStream, BlobError> {
+        let prefix = self.prefix_of(location)?;
+        let chunk = location.chunk_size.max(1);
+        let (first, last) = match range {
+            Some(r) => (r.first, r.last),
+            None if location.size == 0 => return Ok(Box::new(std::iter::empty())),
+            None => (0, location.size - 1),
+        };
+        Ok(Box::new(KvReader {
+            kv: self.kv.clone(),
+            prefix,
+            chunk,
+            next: first,
+            last,
+        }))
+    }
+
+    fn delete(&self, location: &Location) -> Result<(), BlobError> {
+        let prefix = self.prefix_of(location)?;
+        let chunk = location.chunk_size.max(1);
+        let count = location.size.div_ceil(chunk);
+        for n in 0..count {
+            self.kv.delete(&format!("{prefix}/{n}"))?;
+        }
+        Ok(())
+    }
+}
+
+struct KvWriter {
+    store: KvStore,
+    prefix: String,
+    buf: Vec<u8>,
+    chunks: u64,
+    size: u64,
+}
+
+impl KvWriter {
+    fn flush_chunk(&mut self) -> Result<(), BlobError> {
+        let key = format!("{}/{}", self.prefix, self.chunks);
+        self.store.kv.set(&key, &self.buf)?;
+        self.chunks += 1;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl BlobWriter for KvWriter {
+    fn write(&mut self, mut data: &[u8]) -> Result<(), BlobError> {
+        self.size += data.len() as u64;
+        let cap = self.store.chunk_size;
+        while !data.is_empty() {
+            let take = (cap - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == cap {
+                self.flush_chunk()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Location, BlobError> {
+        if !self.buf.is_empty() {
+            if let Err(e) = self.flush_chunk() {
+                self.abort();
+                return Err(e);
+            }
+        }
+        Ok(Location {
+            store: self.store.id.clone(),
+            url: format!("kv://{}/{}", self.store.label, self.prefix),
+            size: self.size,
+            chunk_size: self.store.chunk_size as u64,
+        })
+    }
+
+    fn abort(self: Box<Self>) {
+        for n in 0..self.chunks {
+            // Best effort: a store that fails writes may fail deletes too.
+            let _ = self.store.kv.delete(&format!("{}/{n}", self.prefix));
+        }
+    }
+}
+
+struct KvReader {
+    kv: Rc<dyn KeyValue>,
+    prefix: String,
+    chunk: u64,
+    next: u64,
+    last: u64,
+}
+
+impl Iterator for KvReader {
+    type Item = std::io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next > self.last {
+            return None;
+        }
+        let index = self.next / self.chunk;
+        let start = (self.next % self.chunk) as usize;
+        let key = format!("{}/{index}", self.prefix);
+        let data = match self.kv.get(&key) {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                self.next = self.last + 1;
+                return Some(Err(std::io::Error::other(format!("chunk {key} missing"))));
+            }
+            Err(e) => {
+                self.next = self.last + 1;
+                return Some(Err(std::io::Error::other(e.to_string())));
+            }
+        };
+        let chunk_end = (index + 1) * self.chunk - 1;
+        let end_in_chunk = (self.last.min(chunk_end) - index * self.chunk) as usize;
+        if start > end_in_chunk || end_in_chunk >= data.len() {
+            self.next = self.last + 1;
+            return Some(Err(std::io::Error::other(format!("chunk {key} is short"))));
+        }
+        self.next = self.last.min(chunk_end) + 1;
+        let mut data = data;
+        data.truncate(end_in_chunk + 1);
+        if start > 0 {
+            data.drain(..start);
+        }
+        Some(Ok(data))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::memory::MemoryKv;
+
+    fn store(chunk: usize) -> (Rc<MemoryKv>, KvStore) {
+        let kv = Rc::new(MemoryKv::default());
+        (kv.clone(), KvStore::new("kv", "image_data", kv, chunk))
+    }
+
+    fn collect(s: ChunkStream) -> Vec<u8> {
+        s.flat_map(|c| c.unwrap()).collect()
+    }
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn round_trip_in_chunks() {
+        let (kv, s) = store(10);
+        let d = data(95);
+        let mut w = s.writer("img").unwrap();
+        for piece in d.chunks(7) {
+            w.write(piece).unwrap();
+        }
+        let loc = w.finish().unwrap();
+        assert_eq!(loc.size, 95);
+        assert_eq!(kv.map.borrow().len(), 10);
+        assert_eq!(collect(s.read(&loc, None).unwrap()), d);
+        s.delete(&loc).unwrap();
+        assert!(kv.map.borrow().is_empty());
+    }
+
+    #[test]
+    fn ranges() {
+        let (_, s) = store(10);
+        let d = data(95);
+        let mut w = s.writer("img").unwrap();
+        w.write(&d).unwrap();
+        let loc = w.finish().unwrap();
+        for (a, b) in [
+            (0, 0),
+            (0, 9),
+            (9, 10),
+            (13, 57),
+            (90, 94),
+            (94, 94),
+            (0, 94),
+        ] {
+            let got = collect(s.read(&loc, Some(ByteRange { first: a, last: b })).unwrap());
+            assert_eq!(got, d[a as usize..=b as usize], "{a}-{b}");
+        }
+    }
+
+    #[test]
+    fn abort_removes_written_chunks_and_uploads_are_separate() {
+        let (kv, s) = store(10);
+        let mut keep = s.writer("img").unwrap();
+        keep.write(&data(25)).unwrap();
+        let kept = keep.finish().unwrap();
+        let mut w = s.writer("img").unwrap();
+        w.write(&data(35)).unwrap();
+        w.abort();
+        assert_eq!(
+            kv.map.borrow().len(),
+            3,
+            "only the finished upload's chunks remain"
+        );
+        assert_eq!(collect(s.read(&kept, None).unwrap()), data(25));
+    }
+
+    #[test]
+    fn empty_object() {
+        let (_, s) = store(10);
+        let loc = s.writer("img").unwrap().finish().unwrap();
+        assert_eq!(loc.size, 0);
+        assert!(collect(s.read(&loc, None).unwrap()).is_empty());
+    }
+
+    #[test]
+    fn probing_cleans_up_unrecorded_uploads() {
+        let (kv, s) = store(10);
+        let mut w = s.writer("img").unwrap();
+        w.write(&data(45)).unwrap();
+        drop(w); // the writer died without finishing or aborting
+        let key = kv.map.borrow().keys().next().unwrap().clone();
+        let upload = key.split('/').nth(1).unwrap().to_string();
+        assert_eq!(s.delete_by_probing("img", &upload).unwrap(), 4);
+        assert!(kv.map.borrow().is_empty());
+    }
+}

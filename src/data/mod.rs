@@ -1,0 +1,7 @@
+//! Image bytes: receiving uploads into blob stores while hashing and
+//! inspecting them, the configured stores, and interoperable import.
+
+pub mod blob;
+pub mod inspect;
+pub mod receive;
+pub mod stores;

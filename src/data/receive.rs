@@ -1,0 +1,404 @@
+//! Moving image data: receiving an upload into a store while hashing and
+//! inspecting it, and answering range requests for downloads.
+
+use std::io::Read;
+
+use md5::{Digest, Md5};
+use sha2::Sha512;
+
+use crate::data::blob::{BlobError, BlobWriter, ByteRange, Location};
+use crate::data::inspect::{self, FormatError, FormatInspector, Inspection};
+use crate::error::ApiError;
+
+/// Bytes read from the request body per step.
+const READ_SIZE: usize = 1 << 20;
+
+/// The multihash algorithm Glance uses by default.
+pub const HASH_ALGO: &str = "sha512";
+
+/// What format inspection learnt while staging, kept until the import
+/// judges it against the (by then final) disk format.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InspectionRecord {
+    /// Detected format name.
+    pub format: String,
+    /// Virtual size, if the format records one.
+    pub virtual_size: Option<u64>,
+    /// Bytes inspected.
+    pub actual_size: u64,
+    /// Failed safety checks.
+    pub unsafe_reasons: Vec<String>,
+}
+
+impl From<&Inspection> for InspectionRecord {
+    fn from(i: &Inspection) -> Self {
+        InspectionRecord {
+            format: i.format.to_string(),
+            virtual_size: i.virtual_size,
+            actual_size: i.actual_size,
+            unsafe_reasons: i.unsafe_reasons.clone(),
+        }
+    }
+}
+
+impl InspectionRecord {
+    /// Glance's verdict for `declared` on the recorded inspection.
+    pub fn verdict(&self, declared: &str) -> Result<Option<u64>, FormatError> {
+        let format = inspect::FORMATS
+            .iter()
+            .copied()
+            .find(|f| *f == self.format)
+            .unwrap_or("raw");
+        let inspection = Inspection {
+            format,
+            virtual_size: self.virtual_size,
+            actual_size: self.actual_size,
+            unsafe_reasons: self.unsafe_reasons.clone(),
+        };
+        inspect::verdict(declared, &inspection)
+    }
+}
+
+/// What an upload produced.
+#[derive(Debug)]
+pub struct Received {
+    /// Where the data now lives.
+    pub location: Location,
+    /// md5 hex digest.
+    pub checksum: String,
+    /// sha512 hex digest.
+    pub os_hash_value: String,
+    /// Virtual size, when the format tells it (known only when the disk
+    /// format was given).
+    pub virtual_size: Option<u64>,
+    /// What the inspector saw, for a later verdict when no disk format was
+    /// given yet (staging).
+    pub inspection: Option<Inspection>,
+}
+
+/// Why an upload failed. Nothing of it is kept in the store.
+#[derive(Debug)]
+pub enum ReceiveError {
+    /// More data than allowed (size cap or quota): 413.
+    TooLarge(String),
+    /// The data is not what `disk_format` says, or unsafe: 415.
+    Format(FormatError),
+    /// The data's size differs from what the client announced: 400.
+    SizeMismatch(String),
+    /// The request body broke off (client gone, body shorter than announced).
+    Body(std::io::Error),
+    /// The store failed.
+    Store(BlobError),
+}
+
+impl From<ReceiveError> for ApiError {
+    fn from(e: ReceiveError) -> Self {
+        match e {
+            ReceiveError::TooLarge(m) => ApiError::too_large(m),
+            ReceiveError::Format(f) => ApiError::unsupported_media_type(f.to_string()),
+            ReceiveError::SizeMismatch(m) => ApiError::bad_request(m),
+            ReceiveError::Body(e) => {
+                ApiError::bad_request(format!("Error reading the image data: {e}"))
+            }
+            ReceiveError::Store(e) => ApiError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("Error storing the image data: {e}"),
+            ),
+        }
+    }
+}
+
+/// Rules for one upload.
+pub struct ReceiveRules<'a> {
+    /// The image's declared disk format; None while it may still change
+    /// (staging): the data is inspected but judged later.
+    pub disk_format: Option<&'a str>,
+    /// Inspect the data (Glance does for container_format `bare`).
+    pub inspect: bool,
+    /// Most bytes accepted, and the message when exceeded.
+    pub max_bytes: u64,
+    /// What to say when `max_bytes` is exceeded.
+    pub too_large: &'a str,
+    /// Size the client announced (`x-openstack-image-size`), if any.
+    pub expected_size: Option<u64>,
+}
+
+/// Streams `body` into `writer`, computing md5 and sha512 and inspecting the
+/// format on the way. On any failure the partial data is removed from the store.
+pub fn receive(
+    body: &mut dyn Read,
+    mut writer: Box<dyn BlobWriter>,
+    rules: &ReceiveRules,
+) -> Result<Received, ReceiveError> {
+    let mut md5 = Md5::new();
+    let mut sha = Sha512::new();
+    let mut inspector = rules.inspect.then(FormatInspector::new);
+    let mut buf = vec![0u8; READ_SIZE];
+    let mut total: u64 = 0;
+    let fail = |writer: Box<dyn BlobWriter>, e: ReceiveError| {
+        writer.abort();
+        Err(e)
+    };
+    loop {
+        let n = match read_some(body, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => return fail(writer, ReceiveError::Body(e)),
+        };
+        let data = &buf[..n];
+        total += n as u64;
+        if total > rules.max_bytes {
+            return fail(writer, ReceiveError::TooLarge(rules.too_large.to_string()));
+        }
+        md5.update(data);
+        sha.update(data);
+        if let Some(ins) = inspector.as_mut() {
+            ins.feed(data);
+            if let Some(refusal) = rules.disk_format.and_then(|f| ins.early_refusal(f)) {
+                return fail(writer, ReceiveError::Format(refusal));
+            }
+        }
+        if let Err(e) = writer.write(data) {
+            return fail(writer, ReceiveError::Store(e));
+        }
+    }
+    if let Some(expected) = rules.expected_size {
+        if expected != total {
+            return fail(
+                writer,
+                ReceiveError::SizeMismatch(format!(
+                    "Image size {total} does not match the size {expected} given in the request"
+                )),
+            );
+        }
+    }
+    let inspection = inspector.map(FormatInspector::finish);
+    let virtual_size = match (&inspection, rules.disk_format) {
+        (Some(ins), Some(declared)) => match inspect::verdict(declared, ins) {
+            Ok(v) => v,
+            Err(e) => return fail(writer, ReceiveError::Format(e)),
+        },
+        _ => None,
+    };
+    let location = writer.finish().map_err(ReceiveError::Store)?;
+    Ok(Received {
+        location,
+        checksum: hex(&md5.finalize()),
+        os_hash_value: hex(&sha.finalize()),
+        virtual_size,
+        inspection,
+    })
+}
+
+/// Fills `buf` as far as the body allows (fewer, larger store writes).
+pub(crate) fn read_some(body: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match body.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Outcome of reading a `Range` request header against data of `size` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeRequest {
+    /// No range asked: the whole data.
+    Whole,
+    /// One satisfiable range: 206.
+    Partial(ByteRange),
+    /// Several ranges: 400.
+    Multiple,
+    /// Unparseable or outside the data: 416.
+    Unsatisfiable,
+}
+
+/// Parses `Range: bytes=a-b | a- | -n` (or the legacy request header
+/// `Content-Range: bytes a-b/*`) the way Glance (webob) reads it.
+pub fn parse_range(range: Option<&str>, content_range: Option<&str>, size: u64) -> RangeRequest {
+    if let Some(r) = range {
+        let r = r.trim();
+        let Some(spec) = r.strip_prefix("bytes=") else {
+            return RangeRequest::Unsatisfiable;
+        };
+        if spec.contains(',') {
+            return RangeRequest::Multiple;
+        }
+        return one_range(spec, size);
+    }
+    if let Some(cr) = content_range {
+        let spec = cr.trim().strip_prefix("bytes ").unwrap_or("");
+        let spec = spec.split('/').next().unwrap_or("");
+        if spec.contains('-') && !spec.starts_with('-') {
+            return one_range(spec, size);
+        }
+        return RangeRequest::Unsatisfiable;
+    }
+    RangeRequest::Whole
+}
+
+fn one_range(spec: &str, size: u64) -> RangeRequest {
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeRequest::Unsatisfiable;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| s.parse::<u64>().ok();
+    let range = match (a.is_empty(), b.is_empty()) {
+        (true, false) => num(b).map(|n| {
+            // webob: bytes=-0 means the whole entity.
+            let n = if n == 0 { size } else { n.min(size) };
+            (size - n, size.saturating_sub(1))
+        }),
+        (false, true) => num(a).map(|first| (first, size.saturating_sub(1))),
+        (false, false) => match (num(a), num(b)) {
+            (Some(first), Some(last)) if last >= first => {
+                Some((first, last.min(size.saturating_sub(1))))
+            }
+            _ => None,
+        },
+        (true, true) => None,
+    };
+    match range {
+        Some((first, last)) if size > 0 && first < size && first <= last => {
+            RangeRequest::Partial(ByteRange { first, last })
+        }
+        _ => RangeRequest::Unsatisfiable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::blob::kv::KvStore;
+    use crate::data::blob::BlobStore;
+    use crate::ports::memory::MemoryKv;
+    use std::rc::Rc;
+
+    fn range(r: &str, size: u64) -> RangeRequest {
+        parse_range(Some(r), None, size)
+    }
+
+    fn p(first: u64, last: u64) -> RangeRequest {
+        RangeRequest::Partial(ByteRange { first, last })
+    }
+
+    #[test]
+    fn ranges_as_glance_reads_them() {
+        assert_eq!(range("bytes=0-0", 1000), p(0, 0));
+        assert_eq!(range("bytes=10-19", 1000), p(10, 19));
+        assert_eq!(range("bytes=-5", 1000), p(995, 999));
+        assert_eq!(range("bytes=990-", 1000), p(990, 999));
+        assert_eq!(range("bytes=995-2000", 1000), p(995, 999));
+        assert_eq!(range("bytes=-0", 1000), p(0, 999));
+        assert_eq!(range("bytes=1000-", 1000), RangeRequest::Unsatisfiable);
+        assert_eq!(range("bytes=5-2", 1000), RangeRequest::Unsatisfiable);
+        assert_eq!(range("bytes=abc", 1000), RangeRequest::Unsatisfiable);
+        assert_eq!(range("items=0-1", 1000), RangeRequest::Unsatisfiable);
+        assert_eq!(range("bytes=0-1,3-4", 1000), RangeRequest::Multiple);
+        assert_eq!(parse_range(None, Some("bytes 2-5/*"), 10), p(2, 5));
+        assert_eq!(parse_range(None, None, 10), RangeRequest::Whole);
+    }
+
+    fn rules(max: u64) -> ReceiveRules<'static> {
+        ReceiveRules {
+            disk_format: Some("raw"),
+            inspect: true,
+            max_bytes: max,
+            too_large: "too large",
+            expected_size: None,
+        }
+    }
+
+    #[test]
+    fn receives_and_hashes() {
+        let kv = Rc::new(MemoryKv::default());
+        let store = KvStore::new("kv", "image_data", kv.clone(), 1000);
+        let data = vec![7u8; 2500];
+        let got = receive(&mut &data[..], store.writer("i").unwrap(), &rules(1 << 20)).unwrap();
+        assert_eq!(got.location.size, 2500);
+        assert_eq!(got.checksum, hex(&Md5::digest(&data)));
+        assert_eq!(got.os_hash_value, hex(&Sha512::digest(&data)));
+        assert_eq!(got.virtual_size, Some(2500));
+        assert_eq!(kv.map.borrow().len(), 3);
+    }
+
+    #[test]
+    fn failures_leave_nothing_behind() {
+        let kv = Rc::new(MemoryKv::default());
+        let store = KvStore::new("kv", "image_data", kv.clone(), 1000);
+        let data = vec![1u8; 5000];
+        let err = receive(&mut &data[..], store.writer("i").unwrap(), &rules(4000)).unwrap_err();
+        assert!(matches!(err, ReceiveError::TooLarge(_)));
+        assert!(kv.map.borrow().is_empty());
+
+        *kv.fail_sets_after.borrow_mut() = Some(2);
+        let big = vec![1u8; 5000];
+        let err = receive(&mut &big[..], store.writer("i").unwrap(), &rules(1 << 20)).unwrap_err();
+        assert!(matches!(err, ReceiveError::Store(_)));
+        assert!(kv.map.borrow().is_empty());
+        *kv.fail_sets_after.borrow_mut() = None;
+
+        struct Broken(usize);
+        impl Read for Broken {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "gone",
+                    ));
+                }
+                let n = buf.len().min(self.0).min(700);
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let err = receive(
+            &mut Broken(3000),
+            store.writer("i").unwrap(),
+            &rules(1 << 20),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ReceiveError::Body(_)));
+        assert!(kv.map.borrow().is_empty());
+
+        let mut r = rules(1 << 20);
+        r.expected_size = Some(10);
+        let err = receive(&mut &data[..], store.writer("i").unwrap(), &r).unwrap_err();
+        assert!(matches!(err, ReceiveError::SizeMismatch(_)));
+        assert!(kv.map.borrow().is_empty());
+    }
+
+    #[test]
+    fn mismatched_format_is_refused() {
+        let kv = Rc::new(MemoryKv::default());
+        let store = KvStore::new("kv", "image_data", kv.clone(), 1000);
+        let data = vec![3u8; 100_000];
+        let mut r = rules(1 << 20);
+        r.disk_format = Some("qcow2");
+        let err = receive(&mut &data[..], store.writer("i").unwrap(), &r).unwrap_err();
+        match err {
+            ReceiveError::Format(f) => {
+                assert_eq!(
+                    f.to_string(),
+                    "Image disk_format qcow2 does not match stream data raw"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(kv.map.borrow().is_empty());
+    }
+}

@@ -1,0 +1,207 @@
+//! Image memberships (sharing an image with another project) in SQL.
+
+use serde_json::{json, Value};
+
+use crate::ports::{Database, SqlValue, StoreError};
+use crate::timestamp::Timestamp;
+
+/// A project's membership of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The image.
+    pub image_id: String,
+    /// The member project.
+    pub member_id: String,
+    /// `pending`, `accepted` or `rejected`.
+    pub status: String,
+    /// When the image was shared.
+    pub created_at: Timestamp,
+    /// Last status change.
+    pub updated_at: Timestamp,
+}
+
+/// The member states.
+pub const STATUSES: [&str; 3] = ["pending", "accepted", "rejected"];
+
+impl Member {
+    /// The API representation.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "member_id": self.member_id,
+            "image_id": self.image_id,
+            "status": self.status,
+            "created_at": self.created_at.to_string(),
+            "updated_at": self.updated_at.to_string(),
+            "schema": "/v2/schemas/member",
+        })
+    }
+}
+
+/// Memberships over a [`Database`] (the schema comes with the image tables).
+pub struct MemberRepo<'a> {
+    db: &'a dyn Database,
+}
+
+fn member_from_row(r: &[SqlValue]) -> Result<Member, StoreError> {
+    let text = |i: usize| r.get(i).and_then(SqlValue::as_str).map(str::to_string);
+    let ts = |i: usize| {
+        text(i)
+            .and_then(|s| Timestamp::parse(&s))
+            .ok_or_else(|| StoreError("corrupt member row".into()))
+    };
+    Ok(Member {
+        image_id: text(0).ok_or_else(|| StoreError("corrupt member row".into()))?,
+        member_id: text(1).ok_or_else(|| StoreError("corrupt member row".into()))?,
+        status: text(2).ok_or_else(|| StoreError("corrupt member row".into()))?,
+        created_at: ts(3)?,
+        updated_at: ts(4)?,
+    })
+}
+
+const COLUMNS: &str = "image_id, member, status, created_at, updated_at";
+
+impl<'a> MemberRepo<'a> {
+    /// Member records in `db` (migrated by [`crate::db::images::ImageRepo::open`]).
+    pub fn new(db: &'a dyn Database) -> Self {
+        MemberRepo { db }
+    }
+
+    /// All members of an image, oldest first.
+    pub fn list(&self, image_id: &str) -> Result<Vec<Member>, StoreError> {
+        let rows = self.db.execute(
+            &format!("SELECT {COLUMNS} FROM image_members WHERE image_id = ? ORDER BY created_at, member"),
+            &[image_id.into()],
+        )?;
+        rows.rows.iter().map(|r| member_from_row(r)).collect()
+    }
+
+    /// One membership.
+    pub fn get(&self, image_id: &str, member_id: &str) -> Result<Option<Member>, StoreError> {
+        let rows = self.db.execute(
+            &format!("SELECT {COLUMNS} FROM image_members WHERE image_id = ? AND member = ?"),
+            &[image_id.into(), member_id.into()],
+        )?;
+        rows.rows.first().map(|r| member_from_row(r)).transpose()
+    }
+
+    /// Adds a pending membership unless the image already has `quota`
+    /// members (negative: unlimited). Ok(None) when the member exists.
+    pub fn add(&self, m: &Member, quota: i64) -> Result<AddOutcome, StoreError> {
+        // One statement: the quota check and the insert cannot interleave
+        // with another request's.
+        let rows = self.db.execute(
+            &format!(
+                "INSERT INTO image_members ({COLUMNS}) SELECT ?, ?, ?, ?, ? \
+                 WHERE ? < 0 OR (SELECT COUNT(*) FROM image_members WHERE image_id = ?) < ? \
+                 ON CONFLICT (image_id, member) DO NOTHING RETURNING member"
+            ),
+            &[
+                m.image_id.clone().into(),
+                m.member_id.clone().into(),
+                m.status.clone().into(),
+                m.created_at.to_string().into(),
+                m.updated_at.to_string().into(),
+                quota.into(),
+                m.image_id.clone().into(),
+                quota.into(),
+            ],
+        )?;
+        if !rows.rows.is_empty() {
+            return Ok(AddOutcome::Added);
+        }
+        Ok(if self.get(&m.image_id, &m.member_id)?.is_some() {
+            AddOutcome::Duplicate
+        } else {
+            AddOutcome::OverQuota
+        })
+    }
+
+    /// Sets a membership's status; None if there is no such member.
+    pub fn set_status(
+        &self,
+        image_id: &str,
+        member_id: &str,
+        status: &str,
+        now: Timestamp,
+    ) -> Result<Option<Member>, StoreError> {
+        let rows = self.db.execute(
+            &format!(
+                "UPDATE image_members SET status = ?, updated_at = ? WHERE image_id = ? AND member = ? \
+                 RETURNING {COLUMNS}"
+            ),
+            &[status.into(), now.to_string().into(), image_id.into(), member_id.into()],
+        )?;
+        rows.rows.first().map(|r| member_from_row(r)).transpose()
+    }
+
+    /// Removes a membership; false if there was none.
+    pub fn remove(&self, image_id: &str, member_id: &str) -> Result<bool, StoreError> {
+        let rows = self.db.execute(
+            "DELETE FROM image_members WHERE image_id = ? AND member = ? RETURNING member",
+            &[image_id.into(), member_id.into()],
+        )?;
+        Ok(!rows.rows.is_empty())
+    }
+}
+
+/// Result of [`MemberRepo::add`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// The membership was created.
+    Added,
+    /// The project already is a member.
+    Duplicate,
+    /// The image has as many members as allowed.
+    OverQuota,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::images::ImageRepo;
+    use crate::ports::memory::MemoryDb;
+
+    fn member(img: &str, m: &str) -> Member {
+        Member {
+            image_id: img.into(),
+            member_id: m.into(),
+            status: "pending".into(),
+            created_at: Timestamp(1),
+            updated_at: Timestamp(1),
+        }
+    }
+
+    #[test]
+    fn add_list_update_remove_with_quota() {
+        let db = MemoryDb::new();
+        ImageRepo::open(&db).unwrap();
+        let repo = MemberRepo::new(&db);
+        assert_eq!(repo.add(&member("i", "a"), 2).unwrap(), AddOutcome::Added);
+        assert_eq!(
+            repo.add(&member("i", "a"), 2).unwrap(),
+            AddOutcome::Duplicate
+        );
+        assert_eq!(repo.add(&member("i", "b"), 2).unwrap(), AddOutcome::Added);
+        assert_eq!(
+            repo.add(&member("i", "c"), 2).unwrap(),
+            AddOutcome::OverQuota
+        );
+        assert_eq!(repo.add(&member("j", "c"), -1).unwrap(), AddOutcome::Added);
+        assert_eq!(repo.list("i").unwrap().len(), 2);
+        let m = repo
+            .set_status("i", "a", "accepted", Timestamp(5))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (m.status.as_str(), m.updated_at),
+            ("accepted", Timestamp(5))
+        );
+        assert!(repo
+            .set_status("i", "zz", "accepted", Timestamp(5))
+            .unwrap()
+            .is_none());
+        assert!(repo.remove("i", "a").unwrap());
+        assert!(!repo.remove("i", "a").unwrap());
+        assert_eq!(repo.get("i", "b").unwrap().unwrap().member_id, "b");
+    }
+}

@@ -1,0 +1,584 @@
+//! `GET /v2/images` query parameters: filters, sorting, paging, and the
+//! `first`/`next` links that carry them.
+//!
+//! Parsing validates everything Glance validates (bad limit, marker shape, sort
+//! key or direction, filter operators and dates → 400) and produces a
+//! storage-agnostic [`ListQuery`]; [`crate::db::images`] turns it into SQL.
+
+use crate::error::{ApiError, ApiResult};
+use crate::settings::ImageLimits;
+use crate::timestamp::Timestamp;
+
+/// Columns a list may be sorted by.
+pub const SORT_KEYS: [&str; 8] = [
+    "name",
+    "status",
+    "container_format",
+    "disk_format",
+    "size",
+    "id",
+    "created_at",
+    "updated_at",
+];
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortDir {
+    /// Ascending.
+    Asc,
+    /// Descending.
+    Desc,
+}
+
+impl SortDir {
+    fn parse(s: &str) -> ApiResult<Self> {
+        match s {
+            "asc" => Ok(SortDir::Asc),
+            "desc" => Ok(SortDir::Desc),
+            other => Err(ApiError::bad_request(format!(
+                "Invalid sort direction: {other}"
+            ))),
+        }
+    }
+}
+
+/// A comparison operator of `created_at`/`updated_at` filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `=`
+    Eq,
+    /// `!=`
+    Neq,
+    /// `>`
+    Gt,
+    /// `>=`
+    Gte,
+    /// `<`
+    Lt,
+    /// `<=`
+    Lte,
+}
+
+impl CmpOp {
+    /// The SQL operator.
+    pub fn sql(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::Neq => "!=",
+            CmpOp::Gt => ">",
+            CmpOp::Gte => ">=",
+            CmpOp::Lt => "<",
+            CmpOp::Lte => "<=",
+        }
+    }
+}
+
+/// Which images a `visibility=` parameter selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisibilityFilter {
+    /// `public`
+    Public,
+    /// `private`
+    Private,
+    /// `shared`
+    Shared,
+    /// `community`
+    Community,
+    /// `all`: everything the caller may see, community images included.
+    All,
+}
+
+/// `member_status=`: which shared-with-me images appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatusFilter {
+    /// Only memberships in this state (`pending`, `accepted`, `rejected`).
+    Only(&'static str),
+    /// Any membership state.
+    All,
+}
+
+/// One filter condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// A column equals a value (`name=x`, `size=5`, `protected=true` → "1").
+    Equals(&'static str, String),
+    /// A column is one of several values (`name=in:a,b`).
+    In(&'static str, Vec<String>),
+    /// A numeric column is at least / at most (`size_min`, `size_max`).
+    Range(&'static str, CmpOp, i64),
+    /// A timestamp column compared with a time.
+    Time(&'static str, CmpOp, Timestamp),
+    /// The image carries this tag.
+    Tag(String),
+    /// A custom property equals a value.
+    Property(String, String),
+}
+
+/// A validated image list request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    /// Page size, already capped by `api_limit_max`.
+    pub limit: u32,
+    /// Id of the last image of the previous page.
+    pub marker: Option<String>,
+    /// Sort keys with directions, `created_at` and `id` appended as tie-breakers.
+    pub sort: Vec<(&'static str, SortDir)>,
+    /// Conditions, all of which must hold.
+    pub filters: Vec<Filter>,
+    /// `visibility=`, if given.
+    pub visibility: Option<VisibilityFilter>,
+    /// `member_status=` (default accepted).
+    pub member_status: MemberStatusFilter,
+    /// `os_hidden=true` lists only hidden images; default lists only visible ones.
+    pub os_hidden: bool,
+    /// The parameters as received, in order, for the `first`/`next` links.
+    params: Vec<(String, String)>,
+}
+
+/// Columns that take exact / `in:` / `eq:` filters.
+const OP_COLUMNS: [&str; 5] = ["name", "id", "status", "container_format", "disk_format"];
+/// Other image columns that take plain equality.
+const EQ_COLUMNS: [&str; 6] = [
+    "owner",
+    "checksum",
+    "os_hash_value",
+    "os_hash_algo",
+    "min_ram",
+    "min_disk",
+];
+/// Numeric columns with `_min`/`_max` range filters (and plain equality).
+const RANGE_COLUMNS: [&str; 2] = ["size", "virtual_size"];
+
+fn static_name(list: &[&'static str], name: &str) -> Option<&'static str> {
+    list.iter().copied().find(|c| *c == name)
+}
+
+impl ListQuery {
+    /// Parses a raw query string (without `?`).
+    pub fn parse(query: &str, limits: &ImageLimits) -> ApiResult<Self> {
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let mut q = ListQuery {
+            limit: limits.limit_param_default,
+            marker: None,
+            sort: Vec::new(),
+            filters: Vec::new(),
+            visibility: None,
+            member_status: MemberStatusFilter::Only("accepted"),
+            os_hidden: false,
+            params: params.clone(),
+        };
+        let mut sort_keys: Vec<&'static str> = Vec::new();
+        let mut sort_dirs: Vec<SortDir> = Vec::new();
+        let mut new_sort: Option<&str> = None;
+        let mut classic_sort = false;
+
+        for (k, v) in &params {
+            match k.as_str() {
+                "limit" => {
+                    let n: i64 = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| ApiError::bad_request("limit param must be an integer"))?;
+                    if n < 0 {
+                        return Err(ApiError::bad_request("limit param must be positive"));
+                    }
+                    q.limit = n.min(limits.api_limit_max as i64) as u32;
+                }
+                "marker" => q.marker = Some(v.clone()),
+                "sort_key" => {
+                    classic_sort = true;
+                    sort_keys.push(sort_key(v.trim())?);
+                }
+                "sort_dir" => {
+                    classic_sort = true;
+                    sort_dirs.push(SortDir::parse(v.trim())?);
+                }
+                "sort" => new_sort = Some(v),
+                "member_status" => {
+                    q.member_status = match v.as_str() {
+                        "pending" => MemberStatusFilter::Only("pending"),
+                        "accepted" => MemberStatusFilter::Only("accepted"),
+                        "rejected" => MemberStatusFilter::Only("rejected"),
+                        "all" => MemberStatusFilter::All,
+                        other => {
+                            return Err(ApiError::bad_request(format!("Invalid status: {other}")))
+                        }
+                    }
+                }
+                "visibility" => {
+                    q.visibility = Some(match v.as_str() {
+                        "public" => VisibilityFilter::Public,
+                        "private" => VisibilityFilter::Private,
+                        "shared" => VisibilityFilter::Shared,
+                        "community" => VisibilityFilter::Community,
+                        "all" => VisibilityFilter::All,
+                        other => {
+                            return Err(ApiError::bad_request(format!(
+                                "Invalid visibility value: {other}"
+                            )))
+                        }
+                    })
+                }
+                "os_hidden" => {
+                    q.os_hidden = match v.to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(ApiError::bad_request(format!(
+                                "Invalid value '{v}' for 'os_hidden' filter. Valid values are \
+                                 'true' or 'false'."
+                            )))
+                        }
+                    }
+                }
+                "protected" => {
+                    let b = match v.as_str() {
+                        "true" => "1",
+                        "false" => "0",
+                        _ => {
+                            return Err(ApiError::bad_request(format!(
+                                "Invalid value '{v}' for 'protected' filter. Valid values are \
+                                 'true' or 'false'."
+                            )))
+                        }
+                    };
+                    q.filters.push(Filter::Equals("protected", b.into()));
+                }
+                "tag" => q.filters.push(Filter::Tag(v.trim().to_string())),
+                "changes-since" => {
+                    return Err(ApiError::bad_request(
+                        "The \"changes-since\" filter is no longer available on v2.",
+                    ))
+                }
+                "created_at" | "updated_at" => {
+                    let col = if k == "created_at" {
+                        "created_at"
+                    } else {
+                        "updated_at"
+                    };
+                    q.filters.push(time_filter(col, v)?);
+                }
+                name => {
+                    if let Some(col) = static_name(&OP_COLUMNS, name) {
+                        q.filters.push(op_filter(col, v)?);
+                    } else if let Some(col) =
+                        static_name(&EQ_COLUMNS, name).or_else(|| static_name(&RANGE_COLUMNS, name))
+                    {
+                        q.filters.push(Filter::Equals(col, v.clone()));
+                    } else if let Some((col, op)) = range_param(name) {
+                        let n: i64 = v.trim().parse().map_err(|_| {
+                            ApiError::bad_request(
+                                "Unable to filter on a range with a non-numeric value.",
+                            )
+                        })?;
+                        q.filters.push(Filter::Range(col, op, n));
+                    } else {
+                        q.filters
+                            .push(Filter::Property(name.to_string(), v.clone()));
+                    }
+                }
+            }
+        }
+
+        if let Some(spec) = new_sort {
+            if classic_sort {
+                return Err(ApiError::bad_request(
+                    "Old and new sorting syntax cannot be combined",
+                ));
+            }
+            for part in spec.trim().split(',') {
+                let (key, dir) = part.split_once(':').unwrap_or((part, ""));
+                sort_keys.push(sort_key(key.trim())?);
+                let dir = dir.trim();
+                sort_dirs.push(if dir.is_empty() {
+                    SortDir::Desc
+                } else {
+                    SortDir::parse(dir)?
+                });
+            }
+        } else if sort_dirs.len() > 1 && sort_dirs.len() != sort_keys.len() {
+            return Err(ApiError::bad_request(
+                "Number of sort dirs does not match the number of sort keys",
+            ));
+        }
+        if sort_keys.is_empty() {
+            sort_keys.push("created_at");
+        }
+        let default_dir = sort_dirs.first().copied().unwrap_or(SortDir::Desc);
+        q.sort = sort_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let dir = if sort_dirs.len() > 1 {
+                    sort_dirs[i]
+                } else {
+                    default_dir
+                };
+                (*k, dir)
+            })
+            .collect();
+        for tie in ["created_at", "id"] {
+            if !q.sort.iter().any(|(k, _)| *k == tie) {
+                q.sort.push((tie, default_dir));
+            }
+        }
+        Ok(q)
+    }
+
+    /// Root-relative link to the first page: the same query without `marker`.
+    pub fn first_link(&self) -> String {
+        self.link(None)
+    }
+
+    /// Root-relative link to the page after the image `last_id`.
+    pub fn next_link(&self, last_id: &str) -> String {
+        self.link(Some(last_id))
+    }
+
+    fn link(&self, marker: Option<&str>) -> String {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        let mut any = false;
+        for (k, v) in self.params.iter().filter(|(k, _)| k != "marker") {
+            ser.append_pair(k, v);
+            any = true;
+        }
+        if let Some(m) = marker {
+            ser.append_pair("marker", m);
+            any = true;
+        }
+        if any {
+            format!("/v2/images?{}", ser.finish())
+        } else {
+            "/v2/images".to_string()
+        }
+    }
+}
+
+fn sort_key(key: &str) -> ApiResult<&'static str> {
+    static_name(&SORT_KEYS, key).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Invalid sort key: {key}. It must be one of the following: {}.",
+            SORT_KEYS.join(", ")
+        ))
+    })
+}
+
+fn range_param(name: &str) -> Option<(&'static str, CmpOp)> {
+    if let Some(base) = name.strip_suffix("_min") {
+        static_name(&RANGE_COLUMNS, base).map(|c| (c, CmpOp::Gte))
+    } else if let Some(base) = name.strip_suffix("_max") {
+        static_name(&RANGE_COLUMNS, base).map(|c| (c, CmpOp::Lte))
+    } else {
+        None
+    }
+}
+
+/// Splits `op:value` the way Glance does: a value that parses as a date is taken whole.
+fn split_op(expr: &str) -> (&str, &str) {
+    match expr.split_once(':') {
+        Some((op, rest)) if Timestamp::parse(expr).is_none() => (op, rest),
+        _ => ("eq", expr),
+    }
+}
+
+fn op_filter(col: &'static str, expr: &str) -> ApiResult<Filter> {
+    match split_op(expr) {
+        ("in", list) => Ok(Filter::In(col, split_quoted_list(list)?)),
+        ("eq", v) => Ok(Filter::Equals(col, v.to_string())),
+        (op, _) => Err(ApiError::bad_request(format!(
+            "Unable to filter by unknown operator '{op}'."
+        ))),
+    }
+}
+
+fn time_filter(col: &'static str, expr: &str) -> ApiResult<Filter> {
+    let (op, value) = split_op(expr);
+    let op = match op {
+        "eq" => CmpOp::Eq,
+        "neq" => CmpOp::Neq,
+        "gt" => CmpOp::Gt,
+        "gte" => CmpOp::Gte,
+        "lt" => CmpOp::Lt,
+        "lte" => CmpOp::Lte,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Unable to filter on a unknown operator.",
+            ))
+        }
+    };
+    let ts = Timestamp::parse(value).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Bad \"{col}\" query filter format. Use ISO 8601 DateTime notation."
+        ))
+    })?;
+    Ok(Filter::Time(col, op, ts))
+}
+
+/// Splits an `in:` list on commas; double quotes protect commas (`"a,b",c`).
+fn split_quoted_list(value: &str) -> ApiResult<Vec<String>> {
+    let invalid = |why: &str| ApiError::bad_request(format!("Invalid filter value {value}. {why}"));
+    let chars: Vec<char> = value.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        let mut item = String::new();
+        if chars.get(i) == Some(&'"') {
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return Err(invalid("The quote is not closed.")),
+                    Some('\\') if i + 1 < chars.len() => {
+                        item.push(chars[i + 1]);
+                        i += 2;
+                    }
+                    Some('"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(c) => {
+                        item.push(*c);
+                        i += 1;
+                    }
+                }
+            }
+            if i < chars.len() && chars[i] != ',' {
+                return Err(invalid("There is no comma after closing quotation mark."));
+            }
+        } else {
+            while i < chars.len() && chars[i] != ',' {
+                if chars[i] == '"' {
+                    return Err(invalid("There is no comma before opening quotation mark."));
+                }
+                item.push(chars[i]);
+                i += 1;
+            }
+        }
+        out.push(item);
+        if i >= chars.len() {
+            break;
+        }
+        i += 1; // the comma
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    fn parse(q: &str) -> ApiResult<ListQuery> {
+        ListQuery::parse(q, &ImageLimits::default())
+    }
+
+    fn bad(q: &str) -> bool {
+        parse(q).map_err(|e| e.status) == Err(StatusCode::BAD_REQUEST)
+    }
+
+    #[test]
+    fn defaults() {
+        let q = parse("").unwrap();
+        assert_eq!(q.limit, 25);
+        assert_eq!(
+            q.sort,
+            vec![("created_at", SortDir::Desc), ("id", SortDir::Desc)]
+        );
+        assert_eq!(q.member_status, MemberStatusFilter::Only("accepted"));
+        assert!(!q.os_hidden);
+        assert_eq!(q.first_link(), "/v2/images");
+    }
+
+    #[test]
+    fn limit_is_validated_and_capped() {
+        assert_eq!(parse("limit=5000").unwrap().limit, 1000);
+        assert_eq!(parse("limit=0").unwrap().limit, 0);
+        assert!(bad("limit=-1"));
+        assert!(bad("limit=ten"));
+    }
+
+    #[test]
+    fn classic_sort() {
+        let q = parse("sort_key=name&sort_key=size&sort_dir=asc").unwrap();
+        assert_eq!(
+            q.sort,
+            vec![
+                ("name", SortDir::Asc),
+                ("size", SortDir::Asc),
+                ("created_at", SortDir::Asc),
+                ("id", SortDir::Asc)
+            ]
+        );
+        let q = parse("sort_key=name&sort_dir=asc&sort_key=size&sort_dir=desc").unwrap();
+        assert_eq!(q.sort[1], ("size", SortDir::Desc));
+        assert!(bad(
+            "sort_key=name&sort_key=size&sort_dir=asc&sort_dir=desc&sort_dir=asc"
+        ));
+        assert!(bad("sort_key=owner"));
+        assert!(bad("sort_dir=up"));
+    }
+
+    #[test]
+    fn new_sort_syntax() {
+        let q = parse("sort=name:asc,size").unwrap();
+        assert_eq!(q.sort[0], ("name", SortDir::Asc));
+        assert_eq!(q.sort[1], ("size", SortDir::Desc));
+        assert!(bad("sort=name:asc&sort_key=size"));
+        assert!(bad("sort=bogus:asc"));
+        assert!(bad("sort=name:sideways"));
+    }
+
+    #[test]
+    fn filters() {
+        let q = parse("name=in:a,%22b,c%22&status=eq:active&tag=x&tag=y&size_min=10&os_distro=debian&protected=true").unwrap();
+        assert_eq!(
+            q.filters,
+            vec![
+                Filter::In("name", vec!["a".into(), "b,c".into()]),
+                Filter::Equals("status", "active".into()),
+                Filter::Tag("x".into()),
+                Filter::Tag("y".into()),
+                Filter::Range("size", CmpOp::Gte, 10),
+                Filter::Property("os_distro".into(), "debian".into()),
+                Filter::Equals("protected", "1".into()),
+            ]
+        );
+        assert!(bad("name=like:foo"));
+        assert!(bad("size_max=big"));
+        assert!(bad("protected=yes"));
+        assert!(bad("os_hidden=maybe"));
+        assert!(bad("visibility=secret"));
+        assert!(bad("member_status=maybe"));
+        assert!(bad("changes-since=2020-01-01"));
+        assert!(bad("name=in:%22open"));
+    }
+
+    #[test]
+    fn time_filters() {
+        let q = parse("created_at=gte:2020-01-01T00:00:00Z&updated_at=2020-01-01T00:00:00%2B00:00")
+            .unwrap();
+        assert_eq!(
+            q.filters,
+            vec![
+                Filter::Time("created_at", CmpOp::Gte, Timestamp(1_577_836_800)),
+                Filter::Time("updated_at", CmpOp::Eq, Timestamp(1_577_836_800)),
+            ]
+        );
+        assert!(bad("created_at=gt:yesterday"));
+        assert!(bad("created_at=around:2020-01-01"));
+    }
+
+    #[test]
+    fn links_carry_every_parameter() {
+        let q = parse("limit=2&tag=a&tag=b&sort_key=name&marker=m1").unwrap();
+        assert_eq!(
+            q.first_link(),
+            "/v2/images?limit=2&tag=a&tag=b&sort_key=name"
+        );
+        assert_eq!(
+            q.next_link("m2"),
+            "/v2/images?limit=2&tag=a&tag=b&sort_key=name&marker=m2"
+        );
+    }
+}
