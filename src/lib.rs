@@ -15,14 +15,14 @@
 //! - [`ports`]: what the host provides (SQL, key-value, outbound HTTP, variables, log);
 //! - `settings`: every variable and its default; `error`: errors and their HTTP mapping.
 
+#![deny(missing_docs)]
+
 pub mod api;
-pub mod auth;
-pub mod data;
-pub mod db;
-pub mod error;
-pub mod image;
+pub(crate) mod auth;
+pub(crate) mod data;
+pub(crate) mod db;
+pub(crate) mod error;
+pub(crate) mod image;
 pub mod ports;
 pub mod settings;
-pub mod timestamp;
-
-pub use error::ApiError;
+pub(crate) mod timestamp;

@@ -227,6 +227,7 @@ fn up(opts: UpOptions) -> Result<()> {
         let allowed_hosts = AllowedHosts::parse(&c.allowed_outbound_hosts, &app_vars)
             .with_context(|| format!("component `{id}`: invalid allowed_outbound_hosts"))?;
         let variables = ComponentVariables::resolve(c, &app_vars)?;
+        check_glance_settings(id, &variables)?;
         component_index.insert(*id, specs.len());
         specs.push((c, compiled, allowed_hosts, variables));
     }
@@ -338,6 +339,18 @@ fn up(opts: UpOptions) -> Result<()> {
 }
 
 /// Ctrl-C or SIGTERM.
+/// Reads a component's Glance settings the way the component will, so a
+/// configuration the service cannot work with (an unknown store, a policy
+/// override naming no rule) stops `up` with the message, instead of every
+/// request answering 500. Real Spin cannot run component code at start-up:
+/// there the first request's log line says the same (see host/README.md).
+/// Variables a component does not declare take the service's defaults, so
+/// other applications (the test probe) pass.
+fn check_glance_settings(id: &str, variables: &ComponentVariables) -> Result<()> {
+    let lookup = |name: &str| variables.get(name).ok();
+    glance_core::settings::check(&lookup).map_err(|e| anyhow!("component `{id}`: {e}"))
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

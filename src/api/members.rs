@@ -6,22 +6,47 @@
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::api::{finish, segments_after, ApiRequest, ApiResponse};
+use crate::api::routes::{self, Params, Route};
+use crate::api::{serve, ApiRequest, ApiResponse};
 use crate::auth;
 use crate::auth::caller::Caller;
-use crate::auth::policy::Policy;
+use crate::auth::policy::{Policy, Rule};
 use crate::db::images::ImageRepo;
-use crate::db::members::{AddOutcome, Member, MemberRepo, STATUSES};
+use crate::db::members::{AddOutcome, MemberRepo};
 use crate::error::{ApiError, ApiResult};
 use crate::image::access::{ImageAccess, Visible};
+use crate::image::member::{Member, MemberStatus};
 use crate::image::Visibility;
 use crate::ports::Ports;
+use crate::settings::ImageLimits;
 use crate::timestamp::Timestamp;
 
+/// A handler of this service.
+type Handler = fn(&Ctx<'_>, &mut ApiRequest<'_>, &Params) -> ApiResult<ApiResponse>;
+
+/// Every route of the members component.
+static ROUTES: &[Route<Handler>] = &[
+    Route {
+        path: "/v2/images/{image_id}/members",
+        methods: &[("GET", list), ("POST", add)],
+    },
+    Route {
+        path: "/v2/images/{image_id}/members/{member_id}",
+        methods: &[("GET", show), ("PUT", update), ("DELETE", remove)],
+    },
+];
+
 /// Handles one request to the members component.
-pub fn handle(ports: &Ports, mut req: ApiRequest) -> ApiResponse {
-    let result = route(ports, &mut req);
-    finish(&req, result)
+pub fn handle(ports: &Ports, req: ApiRequest) -> ApiResponse {
+    serve(ports, req, |req| {
+        let matched = match routes::find(ROUTES, req) {
+            Ok(m) => m,
+            Err(e) => return ("-", Err(e)),
+        };
+        let result =
+            Ctx::new(ports, req).and_then(|ctx| (matched.handler)(&ctx, req, &matched.params));
+        (matched.path, result)
+    })
 }
 
 struct Ctx<'a> {
@@ -29,9 +54,22 @@ struct Ctx<'a> {
     members: MemberRepo<'a>,
     caller: Caller,
     policy: Policy,
+    /// Members per image.
+    quota: i64,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(ports: &'a Ports<'a>, req: &ApiRequest) -> ApiResult<Self> {
+        let caller = auth::identify(ports, req)?;
+        Ok(Ctx {
+            images: ImageRepo::open(ports.db)?,
+            members: MemberRepo::new(ports.db),
+            caller,
+            policy: Policy::load(ports.vars)?,
+            quota: ImageLimits::load(ports.vars)?.member_quota,
+        })
+    }
+
     fn access(&self) -> ImageAccess<'_> {
         ImageAccess {
             repo: &self.images,
@@ -42,7 +80,7 @@ impl Ctx<'_> {
 
     /// 403 unless the caller passes `rule` for the image (Glance's member
     /// rules answer 403, not 404, once the image itself is visible).
-    fn enforce(&self, rule: &str, v: &Visible) -> ApiResult<()> {
+    fn enforce(&self, rule: Rule, v: &Visible) -> ApiResult<()> {
         self.policy.enforce(rule, &self.caller, &v.target)
     }
 
@@ -68,49 +106,12 @@ fn member_not_found(member_id: &str, image_id: &str) -> ApiError {
     ))
 }
 
-fn route(ports: &Ports, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
-    let segs = segments_after(&req.path, "/v2/images")
-        .ok_or_else(|| ApiError::not_found("The resource could not be found."))?;
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let (id, member) = match segs.as_slice() {
-        [id, "members"] => (*id, None),
-        [id, "members", m] if !m.is_empty() => (*id, Some(*m)),
-        _ => return Err(ApiError::not_found("The resource could not be found.")),
-    };
-    let allowed: &[&str] = if member.is_some() {
-        &["GET", "PUT", "DELETE"]
-    } else {
-        &["GET", "POST"]
-    };
-    if !allowed.contains(&req.method.as_str()) {
-        return Err(ApiError::method_not_allowed(allowed));
-    }
-    let caller = auth::identify(ports, req)?;
-    let ctx = Ctx {
-        images: ImageRepo::open(ports.db)?,
-        members: MemberRepo::new(ports.db),
-        caller,
-        policy: Policy::load(ports.vars)?,
-    };
-    let quota = ports
-        .vars
-        .get("image_member_quota")
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .unwrap_or(128);
-    match (member, req.method.as_str()) {
-        (None, "GET") => list(&ctx, req, id),
-        (None, _) => add(&ctx, req, id, quota),
-        (Some(m), "GET") => show(&ctx, req, id, m),
-        (Some(m), "PUT") => update(&ctx, req, id, m),
-        (Some(m), _) => remove(&ctx, req, id, m),
-    }
-}
-
-fn list(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiResponse> {
+fn list(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+    let id = &p["image_id"];
     req.reject_body()?;
     let v = ctx.access().load(id)?;
     only_shared(&v)?;
-    ctx.enforce("get_members", &v)?;
+    ctx.enforce(Rule::GetMembers, &v)?;
     let members: Vec<Value> = ctx
         .members
         .list(id)?
@@ -124,7 +125,8 @@ fn list(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiResponse> {
     ))
 }
 
-fn add(ctx: &Ctx, req: &mut ApiRequest, id: &str, quota: i64) -> ApiResult<ApiResponse> {
+fn add(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+    let (id, quota) = (&p["image_id"], ctx.quota);
     let body = req.json_body()?;
     let member_id = match &body {
         Value::Object(o) => match o.get("member") {
@@ -152,12 +154,12 @@ fn add(ctx: &Ctx, req: &mut ApiRequest, id: &str, quota: i64) -> ApiResult<ApiRe
     }
     let v = ctx.access().load(id)?;
     only_shared(&v)?;
-    ctx.enforce("add_member", &v)?;
+    ctx.enforce(Rule::AddMember, &v)?;
     let now = Timestamp::now();
     let m = Member {
         image_id: id.to_string(),
         member_id: member_id.clone(),
-        status: "pending".into(),
+        status: MemberStatus::Pending,
         created_at: now,
         updated_at: now,
     };
@@ -182,51 +184,138 @@ fn lookup(ctx: &Ctx, v: &Visible, member_id: &str) -> ApiResult<Member> {
         .ok_or_else(|| member_not_found(member_id, &v.image.id))
 }
 
-fn show(ctx: &Ctx, req: &mut ApiRequest, id: &str, member_id: &str) -> ApiResult<ApiResponse> {
+fn show(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+    let (id, member_id) = (&p["image_id"], &p["member_id"]);
     req.reject_body()?;
     let v = ctx.access().load(id)?;
     // Glance answers 404 rather than 403 here, so membership does not leak.
     only_shared(&v).map_err(|e| ApiError::not_found(e.message))?;
-    ctx.enforce("get_member", &v)
+    ctx.enforce(Rule::GetMember, &v)
         .map_err(|e| ApiError::not_found(e.message))?;
     let m = lookup(ctx, &v, member_id)?;
     Ok(ApiResponse::json(StatusCode::OK, &m.to_json()))
 }
 
-fn update(ctx: &Ctx, req: &mut ApiRequest, id: &str, member_id: &str) -> ApiResult<ApiResponse> {
+fn update(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+    let (id, member_id) = (&p["image_id"], &p["member_id"]);
     let body = req.json_body()?;
-    let status = match body.get("status") {
-        None => return Err(ApiError::bad_request("Status not specified")),
-        Some(Value::String(s)) if STATUSES.contains(&s.as_str()) => s.clone(),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid status: {}",
-                other
-                    .as_str()
-                    .map_or_else(|| other.to_string(), str::to_string)
-            )))
-        }
-    };
+    let given = body
+        .get("status")
+        .ok_or_else(|| ApiError::bad_request("Status not specified"))?;
+    let status = given
+        .as_str()
+        .and_then(MemberStatus::parse)
+        .ok_or_else(|| {
+            let shown = given
+                .as_str()
+                .map_or_else(|| given.to_string(), str::to_string);
+            ApiError::bad_request(format!("Invalid status: {shown}"))
+        })?;
     let v = ctx.access().load(id)?;
     only_shared(&v)?;
     lookup(ctx, &v, member_id)?;
     // The owner sees the entry but is not the member: 403.
-    ctx.enforce("modify_member", &v)?;
+    ctx.enforce(Rule::ModifyMember, &v)?;
     let m = ctx
         .members
-        .set_status(id, member_id, &status, Timestamp::now())?
+        .set_status(id, member_id, status, Timestamp::now())?
         .ok_or_else(|| member_not_found(member_id, id))?;
     Ok(ApiResponse::json(StatusCode::OK, &m.to_json()))
 }
 
-fn remove(ctx: &Ctx, req: &mut ApiRequest, id: &str, member_id: &str) -> ApiResult<ApiResponse> {
+fn remove(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+    let (id, member_id) = (&p["image_id"], &p["member_id"]);
     req.reject_body()?;
     let v = ctx.access().load(id)?;
     only_shared(&v)?;
     lookup(ctx, &v, member_id)?;
-    ctx.enforce("delete_member", &v)?;
+    ctx.enforce(Rule::DeleteMember, &v)?;
     if !ctx.members.remove(id, member_id)? {
         return Err(member_not_found(member_id, id));
     }
     Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::handle;
+    use crate::api::harness::{as_project, Harness};
+    use crate::api::images;
+
+    #[test]
+    fn owner_shares_member_accepts_and_others_see_nothing() {
+        let h = Harness::new();
+        let owner = as_project("p1", "member");
+        let img = h
+            .json(
+                images::handle,
+                "POST",
+                "/v2/images",
+                &owner,
+                &json!({"name": "s"}),
+            )
+            .expect(201);
+        let id = img["id"].as_str().expect("id");
+        let members = format!("/v2/images/{id}/members");
+        let m = h
+            .json(handle, "POST", &members, &owner, &json!({"member": "p2"}))
+            .expect(200);
+        assert_eq!(m["status"], "pending");
+        h.json(handle, "POST", &members, &owner, &json!({"member": "p2"}))
+            .error(409);
+        let p2 = as_project("p2", "member");
+        let accepted = h
+            .json(
+                handle,
+                "PUT",
+                &format!("{members}/p2"),
+                &p2,
+                &json!({"status": "accepted"}),
+            )
+            .expect(200);
+        assert_eq!(accepted["status"], "accepted");
+        let msg = h
+            .json(
+                handle,
+                "PUT",
+                &format!("{members}/p2"),
+                &p2,
+                &json!({"status": "maybe"}),
+            )
+            .error(400);
+        assert_eq!(msg, "Invalid status: maybe");
+        // The owner sees the entry but may not answer for the member.
+        h.json(
+            handle,
+            "PUT",
+            &format!("{members}/p2"),
+            &owner,
+            &json!({"status": "rejected"}),
+        )
+        .error(403);
+        let listed = h.call(handle, "GET", &members, &p2, b"").expect(200);
+        assert_eq!(listed["members"].as_array().map(Vec::len), Some(1));
+        let p3 = as_project("p3", "member");
+        h.call(handle, "GET", &members, &p3, b"").error(404);
+        h.call(handle, "DELETE", &format!("{members}/p2"), &owner, b"")
+            .expect(204);
+        let r = h.call(handle, "PATCH", &members, &owner, b"");
+        assert_eq!(r.header("allow"), Some("GET, POST"));
+    }
+
+    #[test]
+    fn the_member_quota_is_a_413() {
+        let h = Harness::new();
+        h.set("image_member_quota", "1");
+        let img = h
+            .json(images::handle, "POST", "/v2/images", &[], &json!({}))
+            .expect(201);
+        let members = format!("/v2/images/{}/members", img["id"].as_str().expect("id"));
+        h.json(handle, "POST", &members, &[], &json!({"member": "a"}))
+            .expect(200);
+        h.json(handle, "POST", &members, &[], &json!({"member": "b"}))
+            .error(413);
+    }
 }

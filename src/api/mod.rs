@@ -2,63 +2,63 @@
 //!
 //! A host adapter builds an [`ApiRequest`], calls the service of the component
 //! ([`images::handle`], [`members::handle`], [`discovery::handle`]) with the
-//! [`crate::ports::Ports`] it provides, and writes the returned [`ApiResponse`].
+//! [`Ports`] it provides, and writes the returned [`ApiResponse`]. Each service
+//! has one route table ([`routes`]); every response leaves through [`serve`],
+//! which adds the request id and writes the request's log line (and the
+//! detail of any internal error, which the client never sees).
 
 pub mod discovery;
+#[cfg(test)]
+mod harness;
 pub mod images;
 pub mod members;
 mod request;
 mod response;
+mod routes;
+
+use std::time::Instant;
 
 pub use request::ApiRequest;
 pub use response::{ApiResponse, Body};
 
-/// Turns a service result into the response: errors become Glance-shaped JSON,
-/// and every response carries `x-openstack-request-id` (the client's own, when
-/// it sent a usable one).
-pub(crate) fn finish(
-    req: &ApiRequest,
-    result: Result<ApiResponse, crate::ApiError>,
+use crate::error::ApiResult;
+use crate::ports::{Level, Ports};
+
+/// Serves one request: `route` finds and runs the handler and names the
+/// route pattern it took (for the log); the response gets the request id.
+pub(crate) fn serve(
+    ports: &Ports,
+    mut req: ApiRequest,
+    route: impl FnOnce(&mut ApiRequest) -> (&'static str, ApiResult<ApiResponse>),
 ) -> ApiResponse {
-    let resp = result.unwrap_or_else(ApiResponse::from);
+    let started = Instant::now();
+    let (path, result) = route(&mut req);
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(err) => {
+            if let Some(detail) = &err.detail {
+                ports.log.line(
+                    Level::Error,
+                    &format!(
+                        "{} {} {path}: {} ({detail})",
+                        req.request_id(),
+                        req.method,
+                        err.status.as_u16()
+                    ),
+                );
+            }
+            ApiResponse::from(err)
+        }
+    };
+    ports.log.line(
+        Level::Info,
+        &format!(
+            "{} {} {path} {} {:.1}ms",
+            req.request_id(),
+            req.method,
+            resp.status.as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        ),
+    );
     resp.with_header("x-openstack-request-id", req.request_id().to_string())
-}
-
-/// The path segments after `prefix`, percent-decoded; None if `path` is not below it.
-/// `/v2/images` → `[]`, `/v2/images/` → `[""]`, `/v2/images/a/tags/b%20c` → `["a", "tags", "b c"]`.
-pub fn segments_after(path: &str, prefix: &str) -> Option<Vec<String>> {
-    let rest = path.strip_prefix(prefix)?;
-    if rest.is_empty() {
-        return Some(Vec::new());
-    }
-    let rest = rest.strip_prefix('/')?;
-    Some(
-        rest.split('/')
-            .map(|s| {
-                percent_encoding::percent_decode_str(s)
-                    .decode_utf8_lossy()
-                    .into_owned()
-            })
-            .collect(),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segments() {
-        assert_eq!(segments_after("/v2/images", "/v2/images"), Some(vec![]));
-        assert_eq!(
-            segments_after("/v2/images/", "/v2/images"),
-            Some(vec!["".to_string()])
-        );
-        assert_eq!(
-            segments_after("/v2/images/a/tags/b%20c", "/v2/images"),
-            Some(vec!["a".to_string(), "tags".into(), "b c".into()])
-        );
-        assert_eq!(segments_after("/v2/imagesx", "/v2/images"), None);
-        assert_eq!(segments_after("/v1/images", "/v2/images"), None);
-    }
 }

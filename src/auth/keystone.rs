@@ -16,7 +16,6 @@ use crate::auth::caller::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::outbound::{HttpClient, OutRequest};
 use crate::ports::KeyValue;
-use crate::ports::Variables;
 use crate::timestamp::Timestamp;
 
 /// Renew the service token this long before Keystone says it expires.
@@ -44,30 +43,6 @@ pub struct KeystoneSettings {
 }
 
 impl KeystoneSettings {
-    /// Reads the `keystone_*` and `token_cache_ttl` variables.
-    pub fn load(vars: &dyn Variables) -> Self {
-        let get = |name: &str, default: &str| {
-            vars.get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| default.to_string())
-        };
-        KeystoneSettings {
-            url: get("keystone_url", "http://127.0.0.1:5000")
-                .trim_end_matches('/')
-                .to_string(),
-            api_path: get("keystone_api_path", "/v3")
-                .trim_end_matches('/')
-                .to_string(),
-            username: get("keystone_username", "glance"),
-            password: vars.get("keystone_password").unwrap_or_default(),
-            project: get("keystone_project", "service"),
-            user_domain_id: get("keystone_user_domain_id", "default"),
-            project_domain_id: get("keystone_project_domain_id", "default"),
-            cache_ttl: get("token_cache_ttl", "300").parse().unwrap_or(300),
-        }
-    }
-
     fn tokens_url(&self) -> String {
         format!("{}{}/auth/tokens", self.url, self.api_path)
     }
@@ -89,10 +64,7 @@ pub struct KeystoneAuth<'a> {
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        http::StatusCode::SERVICE_UNAVAILABLE,
-        format!("The identity service could not be reached: {e}"),
-    )
+    ApiError::unavailable("The identity service could not be reached.", e)
 }
 
 fn header<'v>(headers: &'v [(String, String)], name: &str) -> Option<&'v str> {
@@ -177,6 +149,7 @@ impl<'a> KeystoneAuth<'a> {
             }
             401 | 403 if retry => {
                 // Our own token was refused (expired, revoked): renew and retry.
+                // A failed delete is harmless: the renewed token overwrites it.
                 let _ = self.cache.delete("auth/service-token");
                 self.validate(token, false)
             }
@@ -231,6 +204,7 @@ impl<'a> KeystoneAuth<'a> {
             .ok()
             .and_then(|d| d["token"]["expires_at"].as_str().and_then(Timestamp::parse))
             .map_or(now + 300, |t| t.0);
+        // A cache that cannot be written only costs the next request a login.
         let _ = self.cache.set(
             "auth/service-token",
             json!({"token": token, "expires": expires})
@@ -305,9 +279,14 @@ mod tests {
     }
 
     fn settings() -> KeystoneSettings {
-        KeystoneSettings::load(&|name: &str| {
-            (name == "keystone_url").then(|| "http://ks:5000".to_string())
-        })
+        let vars = crate::settings::fixed_vars(&[
+            ("auth_strategy", "keystone"),
+            ("keystone_url", "http://ks:5000"),
+        ]);
+        match crate::settings::AuthSettings::load(&vars).unwrap().strategy {
+            crate::settings::AuthStrategy::Keystone(ks) => ks,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -11,32 +11,93 @@ use std::rc::Rc;
 
 use crate::auth::caller::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::ports::Variables;
+use crate::settings::{self, ConfigError, Var};
 
-/// Glance's default rules (glance/policies/*.py, enforce_new_defaults=True).
-const DEFAULT_RULES: &[(&str, &str)] = &[
-    ("context_is_admin", "role:admin"),
-    ("default", ""),
-    ("service_api", "role:service or role:admin"),
-    ("add_image", "rule:context_is_admin or (role:member and project_id:%(project_id)s and project_id:%(owner)s)"),
-    ("delete_image", "rule:context_is_admin or (role:member and project_id:%(project_id)s)"),
-    ("get_image", "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or project_id:%(member_id)s or 'community':%(visibility)s or 'public':%(visibility)s or 'shared':%(visibility)s))"),
-    ("get_images", "rule:context_is_admin or (role:reader and project_id:%(project_id)s)"),
-    ("modify_image", "rule:context_is_admin or (role:member and project_id:%(project_id)s)"),
-    ("publicize_image", "rule:context_is_admin"),
-    ("communitize_image", "rule:context_is_admin or (role:member and project_id:%(project_id)s)"),
-    ("download_image", "rule:context_is_admin or (role:member and (project_id:%(project_id)s or project_id:%(member_id)s or 'community':%(visibility)s or 'public':%(visibility)s or 'shared':%(visibility)s))"),
-    ("upload_image", "rule:context_is_admin or (role:member and project_id:%(project_id)s)"),
-    ("deactivate", "rule:context_is_admin or (role:member and project_id:%(project_id)s)"),
-    ("reactivate", "rule:context_is_admin or (role:member and project_id:%(project_id)s)"),
-    ("copy_image", "rule:context_is_admin"),
-    ("add_member", "rule:context_is_admin or (role:member and project_id:%(project_id)s)"),
-    ("delete_member", "rule:context_is_admin or (role:member and project_id:%(project_id)s)"),
-    ("get_member", "rule:context_is_admin or role:reader and (project_id:%(project_id)s or project_id:%(member_id)s)"),
-    ("get_members", "rule:context_is_admin or role:reader and (project_id:%(project_id)s or project_id:%(member_id)s)"),
-    ("modify_member", "rule:context_is_admin or (role:member and project_id:%(member_id)s)"),
-    ("stores_info_detail", "rule:context_is_admin"),
-    ("delete_image_location", "rule:context_is_admin"),
-];
+macro_rules! rules {
+    ($( $(#[doc = $doc:literal])* $rule:ident = $name:literal => $check:literal; )*) => {
+        /// A policy rule the service enforces (Glance's names).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Rule {
+            $( $(#[doc = $doc])* $rule, )*
+        }
+
+        impl Rule {
+            /// Every rule.
+            pub const ALL: &'static [Rule] = &[$(Rule::$rule),*];
+
+            /// Glance's name of the rule.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Rule::$rule => $name,)* }
+            }
+
+            /// Glance's default check string (glance/policies/*.py, enforce_new_defaults=True).
+            fn default_check(self) -> &'static str {
+                match self { $(Rule::$rule => $check,)* }
+            }
+        }
+    };
+}
+
+rules! {
+    /// Who counts as an administrator.
+    ContextIsAdmin = "context_is_admin" => "role:admin";
+    /// What oslo.policy falls back to for rules nobody defined.
+    Default = "default" => "";
+    /// Callers acting as a service.
+    ServiceApi = "service_api" => "role:service or role:admin";
+    /// Create an image.
+    AddImage = "add_image" => "rule:context_is_admin or (role:member and project_id:%(project_id)s and project_id:%(owner)s)";
+    /// Delete an image.
+    DeleteImage = "delete_image" => "rule:context_is_admin or (role:member and project_id:%(project_id)s)";
+    /// See an image.
+    GetImage = "get_image" => "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or project_id:%(member_id)s or 'community':%(visibility)s or 'public':%(visibility)s or 'shared':%(visibility)s))";
+    /// List images.
+    GetImages = "get_images" => "rule:context_is_admin or (role:reader and project_id:%(project_id)s)";
+    /// Change an image's metadata.
+    ModifyImage = "modify_image" => "rule:context_is_admin or (role:member and project_id:%(project_id)s)";
+    /// Make an image public.
+    PublicizeImage = "publicize_image" => "rule:context_is_admin";
+    /// Make an image community.
+    CommunitizeImage = "communitize_image" => "rule:context_is_admin or (role:member and project_id:%(project_id)s)";
+    /// Download an image's data.
+    DownloadImage = "download_image" => "rule:context_is_admin or (role:member and (project_id:%(project_id)s or project_id:%(member_id)s or 'community':%(visibility)s or 'public':%(visibility)s or 'shared':%(visibility)s))";
+    /// Upload or stage an image's data.
+    UploadImage = "upload_image" => "rule:context_is_admin or (role:member and project_id:%(project_id)s)";
+    /// Deactivate an image.
+    Deactivate = "deactivate" => "rule:context_is_admin or (role:member and project_id:%(project_id)s)";
+    /// Reactivate an image.
+    Reactivate = "reactivate" => "rule:context_is_admin or (role:member and project_id:%(project_id)s)";
+    /// Copy an image's data into another store.
+    CopyImage = "copy_image" => "rule:context_is_admin";
+    /// Share an image with a project.
+    AddMember = "add_member" => "rule:context_is_admin or (role:member and project_id:%(project_id)s)";
+    /// Stop sharing an image with a project.
+    DeleteMember = "delete_member" => "rule:context_is_admin or (role:member and project_id:%(project_id)s)";
+    /// See one membership.
+    GetMember = "get_member" => "rule:context_is_admin or role:reader and (project_id:%(project_id)s or project_id:%(member_id)s)";
+    /// List an image's members.
+    GetMembers = "get_members" => "rule:context_is_admin or role:reader and (project_id:%(project_id)s or project_id:%(member_id)s)";
+    /// Accept or reject a membership.
+    ModifyMember = "modify_member" => "rule:context_is_admin or (role:member and project_id:%(member_id)s)";
+    /// See the stores' details.
+    StoresInfoDetail = "stores_info_detail" => "rule:context_is_admin";
+    /// Remove the copy of an image in one store.
+    DeleteImageLocation = "delete_image_location" => "rule:context_is_admin";
+}
+
+impl Rule {
+    /// The rule called `name`, if the service has it.
+    pub fn parse(name: &str) -> Option<Rule> {
+        Rule::ALL.iter().copied().find(|r| r.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a rule is checked against: attributes of the image (or member) at hand.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,72 +137,122 @@ enum Check {
     Or(Vec<Check>),
 }
 
-/// The rules: rule name → check string, parsed on first use and cached
-/// (a request needs a handful of the rules, some of them many times).
+/// The rules: Glance's defaults, parsed on first use and cached (a request
+/// needs a handful of them, some many times), with the operator's overrides.
 #[derive(Debug, Default)]
 pub struct Policy {
-    overrides: HashMap<String, Rc<Check>>,
-    parsed: RefCell<HashMap<&'static str, Rc<Check>>>,
+    /// Overrides of the service's rules.
+    overrides: HashMap<Rule, Rc<Check>>,
+    /// Helper rules the overrides define for each other (`rule:name`).
+    helpers: HashMap<String, Rc<Check>>,
+    parsed: RefCell<HashMap<Rule, Rc<Check>>>,
 }
 
 impl Policy {
-    /// Glance's defaults with `overrides` (a JSON object of rule → check string) applied.
-    pub fn with_overrides(overrides: &str) -> Result<Self, String> {
+    /// Glance's defaults with `overrides` (a JSON object of rule → check string)
+    /// applied. A name that is neither one of the service's rules nor used as
+    /// `rule:name` by another rule is refused (a misspelt rule would otherwise
+    /// silently change nothing), as is a `rule:name` naming nothing.
+    pub fn with_overrides(overrides: &str) -> Result<Self, ConfigError> {
         let mut policy = Policy::default();
         if overrides.trim().is_empty() {
             return Ok(policy);
         }
-        let map: HashMap<String, String> = serde_json::from_str(overrides)
-            .map_err(|e| format!("policy overrides must be a JSON object of strings: {e}"))?;
-        for (name, text) in map {
-            let check = parse_check(&text).map_err(|e| format!("rule '{name}': {e}"))?;
-            policy.overrides.insert(name, Rc::new(check));
+        let map: HashMap<String, String> = serde_json::from_str(overrides).map_err(|e| {
+            ConfigError(format!(
+                "policy_overrides must be a JSON object of strings: {e}"
+            ))
+        })?;
+        let mut custom = HashMap::new();
+        for (name, text) in &map {
+            let check = parse_check(text)
+                .map_err(|e| ConfigError(format!("policy_overrides: rule '{name}': {e}")))?;
+            match Rule::parse(name) {
+                Some(rule) => {
+                    policy.overrides.insert(rule, Rc::new(check));
+                }
+                None => {
+                    custom.insert(name.clone(), Rc::new(check));
+                }
+            }
         }
+        let mut referenced = Vec::new();
+        for check in policy.overrides.values().chain(custom.values()) {
+            check.referenced(&mut referenced);
+        }
+        for rule in Rule::ALL {
+            if let Ok(check) = parse_check(rule.default_check()) {
+                check.referenced(&mut referenced);
+            }
+        }
+        for name in custom.keys() {
+            if !referenced.contains(name) {
+                let known: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
+                return Err(ConfigError(format!(
+                    "policy_overrides names unknown rule '{name}' (the rules are: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        for name in &referenced {
+            if Rule::parse(name).is_none() && !custom.contains_key(name) {
+                return Err(ConfigError(format!(
+                    "policy_overrides: 'rule:{name}' refers to a rule nobody defines"
+                )));
+            }
+        }
+        policy.helpers = custom;
         Ok(policy)
     }
 
-    /// Glance's defaults with the operator's `policy_overrides` variable applied;
-    /// broken overrides are a 500 that says why, not a silently open service.
-    pub fn load(vars: &dyn crate::ports::Variables) -> ApiResult<Self> {
-        Self::with_overrides(&vars.get("policy_overrides").unwrap_or_default())
-            .map_err(|e| ApiError::internal(format!("policy_overrides: {e}")))
+    /// Glance's defaults with the operator's `policy_overrides` variable applied.
+    pub fn load(vars: &dyn Variables) -> Result<Self, ConfigError> {
+        Self::with_overrides(&settings::value(vars, Var::PolicyOverrides))
     }
 
-    fn rule(&self, name: &str) -> Option<Rc<Check>> {
-        if let Some(c) = self.overrides.get(name) {
-            return Some(c.clone());
+    fn rule(&self, rule: Rule) -> Rc<Check> {
+        if let Some(c) = self.overrides.get(&rule) {
+            return c.clone();
         }
-        let (key, text) = DEFAULT_RULES.iter().find(|(n, _)| *n == name)?;
         let mut parsed = self.parsed.borrow_mut();
-        let check = parsed
-            .entry(key)
-            .or_insert_with(|| Rc::new(parse_check(text).unwrap_or(Check::Always(false))));
-        Some(check.clone())
+        parsed
+            .entry(rule)
+            // The defaults are tested to parse; a failure would deny, never allow.
+            .or_insert_with(|| {
+                Rc::new(parse_check(rule.default_check()).unwrap_or(Check::Always(false)))
+            })
+            .clone()
     }
 
-    /// Whether `caller` passes rule `name` for `target`. Unknown rules fall back
-    /// to `default`, as oslo.policy does.
+    /// The rule or helper `name` refers to (`rule:name` inside a check).
+    fn named(&self, name: &str) -> Option<Rc<Check>> {
+        match Rule::parse(name) {
+            Some(rule) => Some(self.rule(rule)),
+            None => self.helpers.get(name).cloned(),
+        }
+    }
+
+    /// Whether `caller` passes `rule` for `target`.
     ///
     /// Scope comes first: Glance registers its rules with `scope_types=['project']`
     /// and enforces scope, so a caller whose token is not scoped to a project (a
     /// system- or domain-scoped Keystone token) fails every rule, whatever its
     /// roles — a system admin may not create or list images (403) and sees none
     /// (404), as glance-tempest-plugin's RBAC suites check.
-    pub fn allows(&self, name: &str, caller: &Caller, target: &Target) -> bool {
+    pub fn allows(&self, rule: Rule, caller: &Caller, target: &Target) -> bool {
         if caller.project_id.is_none() {
             return false;
         }
-        let check = self.rule(name).or_else(|| self.rule("default"));
-        check.is_some_and(|c| self.eval(&c, caller, target, 0))
+        self.eval(&self.rule(rule), caller, target, 0)
     }
 
-    /// 403 unless `caller` passes rule `name`.
-    pub fn enforce(&self, name: &str, caller: &Caller, target: &Target) -> ApiResult<()> {
-        if self.allows(name, caller, target) {
+    /// 403 unless `caller` passes `rule`.
+    pub fn enforce(&self, rule: Rule, caller: &Caller, target: &Target) -> ApiResult<()> {
+        if self.allows(rule, caller, target) {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!(
-                "You are not authorized to complete {name} action."
+                "You are not authorized to complete {rule} action."
             )))
         }
     }
@@ -154,7 +265,7 @@ impl Policy {
             Check::Always(b) => *b,
             Check::Role(r) => caller.has_role(&r.to_ascii_lowercase()),
             Check::Rule(name) => self
-                .rule(name)
+                .named(name)
                 .is_some_and(|c| self.eval(&c, caller, target, depth + 1)),
             Check::Generic { kind, matches } => {
                 let Some(wanted) = substitute(matches, target) else {
@@ -174,6 +285,18 @@ impl Policy {
             Check::Not(c) => !self.eval(c, caller, target, depth + 1),
             Check::And(cs) => cs.iter().all(|c| self.eval(c, caller, target, depth + 1)),
             Check::Or(cs) => cs.iter().any(|c| self.eval(c, caller, target, depth + 1)),
+        }
+    }
+}
+
+impl Check {
+    /// Collects the names this check refers to with `rule:name`.
+    fn referenced(&self, out: &mut Vec<String>) {
+        match self {
+            Check::Rule(name) if !out.contains(name) => out.push(name.clone()),
+            Check::Not(c) => c.referenced(out),
+            Check::And(cs) | Check::Or(cs) => cs.iter().for_each(|c| c.referenced(out)),
+            _ => {}
         }
     }
 }
@@ -351,8 +474,8 @@ mod tests {
 
     #[test]
     fn defaults_parse() {
-        for (name, text) in DEFAULT_RULES {
-            assert!(parse_check(text).is_ok(), "{name}");
+        for rule in Rule::ALL {
+            assert!(parse_check(rule.default_check()).is_ok(), "{rule}");
         }
     }
 
@@ -360,22 +483,22 @@ mod tests {
     fn glance_defaults() {
         let p = Policy::default();
         let own = target("p1", "private", None);
-        assert!(p.allows("modify_image", &caller("p1", &["member"]), &own));
-        assert!(!p.allows("modify_image", &caller("p1", &["reader"]), &own));
-        assert!(!p.allows("modify_image", &caller("p2", &["member"]), &own));
-        assert!(p.allows("modify_image", &caller("p2", &["admin"]), &own));
-        assert!(p.allows("get_image", &caller("p1", &["reader"]), &own));
-        assert!(!p.allows("get_image", &caller("p1", &[]), &own));
-        assert!(!p.allows("get_image", &caller("p2", &["reader"]), &own));
+        assert!(p.allows(Rule::ModifyImage, &caller("p1", &["member"]), &own));
+        assert!(!p.allows(Rule::ModifyImage, &caller("p1", &["reader"]), &own));
+        assert!(!p.allows(Rule::ModifyImage, &caller("p2", &["member"]), &own));
+        assert!(p.allows(Rule::ModifyImage, &caller("p2", &["admin"]), &own));
+        assert!(p.allows(Rule::GetImage, &caller("p1", &["reader"]), &own));
+        assert!(!p.allows(Rule::GetImage, &caller("p1", &[]), &own));
+        assert!(!p.allows(Rule::GetImage, &caller("p2", &["reader"]), &own));
         let public = target("p1", "public", None);
-        assert!(p.allows("get_image", &caller("p2", &["reader"]), &public));
-        assert!(!p.allows("download_image", &caller("p2", &["reader"]), &public));
-        assert!(p.allows("download_image", &caller("p2", &["member"]), &public));
-        assert!(!p.allows("publicize_image", &caller("p1", &["member"]), &own));
+        assert!(p.allows(Rule::GetImage, &caller("p2", &["reader"]), &public));
+        assert!(!p.allows(Rule::DownloadImage, &caller("p2", &["reader"]), &public));
+        assert!(p.allows(Rule::DownloadImage, &caller("p2", &["member"]), &public));
+        assert!(!p.allows(Rule::PublicizeImage, &caller("p1", &["member"]), &own));
         let shared = target("p1", "shared", Some("p2"));
-        assert!(p.allows("modify_member", &caller("p2", &["member"]), &shared));
+        assert!(p.allows(Rule::ModifyMember, &caller("p2", &["member"]), &shared));
         assert!(!p.allows(
-            "modify_member",
+            Rule::ModifyMember,
             &caller("p1", &["member"]),
             &target("p1", "shared", None)
         ));
@@ -385,23 +508,23 @@ mod tests {
     fn callers_without_a_project_scope_pass_no_rule() {
         let p = Policy::with_overrides(r#"{"get_images": ""}"#).unwrap();
         let system_admin = Caller::new(None, Some("admin".into()), &["admin"]);
-        assert!(!p.allows("add_image", &system_admin, &Target::default()));
-        assert!(!p.allows("get_images", &system_admin, &Target::default()));
-        assert!(!p.allows("get_image", &system_admin, &target("p1", "public", None)));
-        assert!(p.allows("get_images", &caller("p1", &[]), &Target::default()));
+        assert!(!p.allows(Rule::AddImage, &system_admin, &Target::default()));
+        assert!(!p.allows(Rule::GetImages, &system_admin, &Target::default()));
+        assert!(!p.allows(Rule::GetImage, &system_admin, &target("p1", "public", None)));
+        assert!(p.allows(Rule::GetImages, &caller("p1", &[]), &Target::default()));
     }
 
     #[test]
     fn overrides_replace_rules() {
         let p = Policy::with_overrides(r#"{"publicize_image": "role:member"}"#).unwrap();
         assert!(p.allows(
-            "publicize_image",
+            Rule::PublicizeImage,
             &caller("p1", &["member"]),
             &Target::default()
         ));
         let p = Policy::with_overrides(r#"{"get_images": "!"}"#).unwrap();
         assert!(!p.allows(
-            "get_images",
+            Rule::GetImages,
             &caller("p1", &["admin"]),
             &target("p1", "public", None)
         ));
@@ -410,22 +533,49 @@ mod tests {
     }
 
     #[test]
-    fn generic_checks_and_negation() {
-        let p =
-            Policy::with_overrides(r#"{"x": "not 'private':%(visibility)s and is_admin:False"}"#)
-                .unwrap();
+    fn overrides_naming_unknown_rules_are_configuration_errors() {
+        let err = Policy::with_overrides(r#"{"publicise_image": "role:member"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown rule 'publicise_image'"),
+            "{err}"
+        );
+        let err = Policy::with_overrides(r#"{"get_image": "rule:owner_or_admin"}"#).unwrap_err();
+        assert!(err.to_string().contains("'rule:owner_or_admin'"), "{err}");
+        // A helper rule another rule uses is fine.
+        let p = Policy::with_overrides(
+            r#"{"owner_or_admin": "role:admin or project_id:%(owner)s", "get_image": "rule:owner_or_admin"}"#,
+        )
+        .unwrap();
         assert!(p.allows(
-            "x",
+            Rule::GetImage,
+            &caller("p1", &[]),
+            &target("p1", "private", None)
+        ));
+        assert!(!p.allows(
+            Rule::GetImage,
+            &caller("p2", &[]),
+            &target("p1", "private", None)
+        ));
+    }
+
+    #[test]
+    fn generic_checks_and_negation() {
+        let p = Policy::with_overrides(
+            r#"{"get_image": "not 'private':%(visibility)s and is_admin:False"}"#,
+        )
+        .unwrap();
+        assert!(p.allows(
+            Rule::GetImage,
             &caller("p1", &["member"]),
             &target("p1", "public", None)
         ));
         assert!(!p.allows(
-            "x",
+            Rule::GetImage,
             &caller("p1", &["member"]),
             &target("p1", "private", None)
         ));
         assert!(!p.allows(
-            "x",
+            Rule::GetImage,
             &caller("p1", &["admin"]),
             &target("p1", "public", None)
         ));

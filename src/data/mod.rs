@@ -2,6 +2,7 @@
 //! inspecting them, the configured stores, and interoperable import.
 
 pub mod blob;
+pub mod import;
 pub mod inspect;
 pub mod receive;
 pub mod stores;

@@ -8,7 +8,7 @@ use sha2::Sha512;
 
 use crate::data::blob::{BlobError, BlobWriter, ByteRange, Location};
 use crate::data::inspect::{self, FormatError, FormatInspector, Inspection};
-use crate::error::ApiError;
+use crate::image::DataFacts;
 
 /// Bytes read from the request body per step.
 const READ_SIZE: usize = 1 << 20;
@@ -76,6 +76,19 @@ pub struct Received {
     pub inspection: Option<Inspection>,
 }
 
+impl Received {
+    /// What the data is, for the image record.
+    pub fn facts(&self) -> DataFacts {
+        DataFacts {
+            size: self.location.size,
+            checksum: self.checksum.clone(),
+            os_hash_value: self.os_hash_value.clone(),
+            os_hash_algo: HASH_ALGO,
+            virtual_size: self.virtual_size,
+        }
+    }
+}
+
 /// Why an upload failed. Nothing of it is kept in the store.
 #[derive(Debug)]
 pub enum ReceiveError {
@@ -89,23 +102,6 @@ pub enum ReceiveError {
     Body(std::io::Error),
     /// The store failed.
     Store(BlobError),
-}
-
-impl From<ReceiveError> for ApiError {
-    fn from(e: ReceiveError) -> Self {
-        match e {
-            ReceiveError::TooLarge(m) => ApiError::too_large(m),
-            ReceiveError::Format(f) => ApiError::unsupported_media_type(f.to_string()),
-            ReceiveError::SizeMismatch(m) => ApiError::bad_request(m),
-            ReceiveError::Body(e) => {
-                ApiError::bad_request(format!("Error reading the image data: {e}"))
-            }
-            ReceiveError::Store(e) => ApiError::new(
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                format!("Error storing the image data: {e}"),
-            ),
-        }
-    }
 }
 
 /// Rules for one upload.
@@ -326,7 +322,7 @@ mod tests {
     #[test]
     fn receives_and_hashes() {
         let kv = Rc::new(MemoryKv::default());
-        let store = KvStore::new("kv", "image_data", kv.clone(), 1000);
+        let store = KvStore::new("image_data", kv.clone(), 1000);
         let data = vec![7u8; 2500];
         let got = receive(&mut &data[..], store.writer("i").unwrap(), &rules(1 << 20)).unwrap();
         assert_eq!(got.location.size, 2500);
@@ -339,7 +335,7 @@ mod tests {
     #[test]
     fn failures_leave_nothing_behind() {
         let kv = Rc::new(MemoryKv::default());
-        let store = KvStore::new("kv", "image_data", kv.clone(), 1000);
+        let store = KvStore::new("image_data", kv.clone(), 1000);
         let data = vec![1u8; 5000];
         let err = receive(&mut &data[..], store.writer("i").unwrap(), &rules(4000)).unwrap_err();
         assert!(matches!(err, ReceiveError::TooLarge(_)));
@@ -385,7 +381,7 @@ mod tests {
     #[test]
     fn mismatched_format_is_refused() {
         let kv = Rc::new(MemoryKv::default());
-        let store = KvStore::new("kv", "image_data", kv.clone(), 1000);
+        let store = KvStore::new("image_data", kv.clone(), 1000);
         let data = vec![3u8; 100_000];
         let mut r = rules(1 << 20);
         r.disk_format = Some("qcow2");

@@ -1,5 +1,5 @@
-//! Image records in SQL: insert, fetch, optimistic save, delete, and list
-//! queries built from a [`ListQuery`].
+//! Image records in SQL: insert, fetch, optimistic save, `modify` (the one
+//! load-change-save loop), delete. List queries are in `image_list`.
 //!
 //! One row per image, tags and custom properties as JSON columns, so every write
 //! is a single atomic statement (no multi-statement transactions: a host may
@@ -8,14 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::auth::caller::Caller;
 use crate::db::migrations;
-use crate::image::list_query::{Filter, ListQuery, MemberStatusFilter, SortDir, VisibilityFilter};
 use crate::image::{Image, Status, Visibility};
 use crate::ports::{Database, Rows, SqlValue, StoreError};
 use crate::timestamp::Timestamp;
 
-const COLUMNS: &str = "id, name, status, visibility, protected, os_hidden, checksum, \
+pub(super) const COLUMNS: &str = "id, name, status, visibility, protected, os_hidden, checksum, \
     os_hash_algo, os_hash_value, owner, size, virtual_size, min_disk, min_ram, disk_format, \
     container_format, created_at, updated_at, tags, properties, locations, staging, revision";
 
@@ -28,9 +26,26 @@ pub enum Write {
     Conflict,
 }
 
+/// Attempts of [`ImageRepo::modify`] before it gives up on an image that
+/// other writers keep changing (each attempt re-reads the row).
+const MODIFY_ATTEMPTS: usize = 64;
+
+/// How [`ImageRepo::modify`] ended.
+#[derive(Debug)]
+// Done is the common end and is unwrapped at once; boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum Modified {
+    /// The change was saved (or there was nothing to save): the image as it is now.
+    Done(Image),
+    /// No live image has that id.
+    Gone,
+    /// Other writers changed it on every attempt.
+    Busy,
+}
+
 /// Image persistence over a [`Database`].
 pub struct ImageRepo<'a> {
-    db: &'a dyn Database,
+    pub(super) db: &'a dyn Database,
 }
 
 impl<'a> ImageRepo<'a> {
@@ -97,6 +112,31 @@ impl<'a> ImageRepo<'a> {
         }
     }
 
+    /// Loads image `id`, lets `change` edit it and saves it unless another
+    /// writer changed it meanwhile, in which case it starts over from the new
+    /// row. `change` returns false when there is nothing to save, and may fail.
+    /// Every save sets `updated_at` to `now`.
+    pub fn modify<E: From<StoreError>>(
+        &self,
+        id: &str,
+        now: Timestamp,
+        mut change: impl FnMut(&mut Image) -> Result<bool, E>,
+    ) -> Result<Modified, E> {
+        for _ in 0..MODIFY_ATTEMPTS {
+            let Some(mut img) = self.get(id)? else {
+                return Ok(Modified::Gone);
+            };
+            if !change(&mut img)? {
+                return Ok(Modified::Done(img));
+            }
+            img.updated_at = now;
+            if self.save(&mut img)? == Write::Done {
+                return Ok(Modified::Done(img));
+            }
+        }
+        Ok(Modified::Busy)
+    }
+
     /// Marks the image deleted. The row stays as a tombstone so its id is never reused.
     pub fn delete(&self, id: &str, now: Timestamp) -> Result<Write, StoreError> {
         let rows = self.db.execute(
@@ -144,188 +184,6 @@ impl<'a> ImageRepo<'a> {
             .unwrap_or(0)
             .max(0) as u64)
     }
-
-    /// One page of the images `caller` may list, after `marker` (already
-    /// resolved to a visible image), plus whether more follow.
-    pub fn list(
-        &self,
-        q: &ListQuery,
-        caller: &Caller,
-        marker: Option<&Image>,
-    ) -> Result<(Vec<Image>, bool), StoreError> {
-        let mut sql = SqlBuilder::default();
-        sql.push(
-            "deleted = 0 AND status != 'killed' AND os_hidden = ?",
-            [q.os_hidden.into()],
-        );
-        visibility_clause(&mut sql, q, caller);
-        for f in &q.filters {
-            filter_clause(&mut sql, f);
-        }
-        if let Some(m) = marker {
-            marker_clause(&mut sql, q, m);
-        }
-        let order: Vec<String> = q
-            .sort
-            .iter()
-            .map(|(k, d)| format!("{} {}", sort_expr(k), dir_sql(*d)))
-            .collect();
-        let limit = i64::from(q.limit);
-        sql.params.push((limit + 1).into());
-        let rows = self.db.execute(
-            &format!(
-                "SELECT {COLUMNS} FROM images WHERE {} ORDER BY {} LIMIT ?",
-                sql.conditions.join(" AND "),
-                order.join(", ")
-            ),
-            &sql.params,
-        )?;
-        let mut images = images_from_rows(rows)?;
-        let more = images.len() as i64 > limit;
-        images.truncate(q.limit as usize);
-        Ok((images, more))
-    }
-}
-
-/// Conditions and their parameters, joined with AND.
-#[derive(Default)]
-struct SqlBuilder {
-    conditions: Vec<String>,
-    params: Vec<SqlValue>,
-}
-
-impl SqlBuilder {
-    fn push<I: IntoIterator<Item = SqlValue>>(&mut self, cond: impl Into<String>, params: I) {
-        self.conditions.push(cond.into());
-        self.params.extend(params);
-    }
-}
-
-fn member_exists(status: MemberStatusFilter) -> &'static str {
-    match status {
-        MemberStatusFilter::All => {
-            "EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = images.id AND m.member = ?)"
-        }
-        MemberStatusFilter::Only(_) => {
-            "EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = images.id AND m.member = ? \
-             AND m.status = ?)"
-        }
-    }
-}
-
-/// Glance's listing rules: what the caller may see, then the `visibility` filter.
-fn visibility_clause(sql: &mut SqlBuilder, q: &ListQuery, caller: &Caller) {
-    let project = caller.project_id.clone();
-    if !caller.is_admin() {
-        match &project {
-            Some(p) => {
-                let mut params = vec![p.clone().into(), p.clone().into()];
-                if let MemberStatusFilter::Only(s) = q.member_status {
-                    params.push(s.into());
-                }
-                sql.push(
-                    format!(
-                        "(visibility IN ('public', 'community') OR owner = ? OR \
-                         (visibility = 'shared' AND {}))",
-                        member_exists(q.member_status)
-                    ),
-                    params,
-                );
-            }
-            None => sql.push("visibility IN ('public', 'community')", []),
-        }
-    }
-    match (q.visibility, project) {
-        (Some(VisibilityFilter::All), _) => {}
-        (Some(v), _) => {
-            let name = match v {
-                VisibilityFilter::Public => "public",
-                VisibilityFilter::Private => "private",
-                VisibilityFilter::Shared => "shared",
-                VisibilityFilter::Community => "community",
-                VisibilityFilter::All => unreachable!("handled above"),
-            };
-            sql.push("visibility = ?", [name.into()]);
-        }
-        (None, Some(p)) => sql.push("(owner = ? OR visibility != 'community')", [p.into()]),
-        (None, None) => sql.push("visibility != 'community'", []),
-    }
-}
-
-fn filter_clause(sql: &mut SqlBuilder, f: &Filter) {
-    match f {
-        Filter::Equals(col, v) => sql.push(format!("{col} = ?"), [v.clone().into()]),
-        Filter::In(col, values) => {
-            let marks = vec!["?"; values.len()].join(", ");
-            sql.push(
-                format!("{col} IN ({marks})"),
-                values.iter().map(|v| SqlValue::from(v.clone())),
-            );
-        }
-        Filter::Range(col, op, n) => sql.push(format!("{col} {} ?", op.sql()), [(*n).into()]),
-        Filter::Time(col, op, ts) => {
-            sql.push(format!("{col} {} ?", op.sql()), [ts.to_string().into()])
-        }
-        Filter::Tag(t) => sql.push(
-            "EXISTS (SELECT 1 FROM json_each(images.tags) WHERE value = ?)",
-            [t.clone().into()],
-        ),
-        Filter::Property(k, v) => sql.push(
-            "EXISTS (SELECT 1 FROM json_each(images.properties) WHERE key = ? AND value = ?)",
-            [k.clone().into(), v.clone().into()],
-        ),
-    }
-}
-
-/// Sort expression: NULL compares as the column's default, as Glance's
-/// paging does. Columns that are never NULL stay bare, so SQLite can walk an
-/// index in order and stop after one page.
-fn sort_expr(key: &str) -> String {
-    match key {
-        "size" => "COALESCE(size, 0)".to_string(),
-        "id" | "status" | "created_at" | "updated_at" => key.to_string(),
-        k => format!("COALESCE({k}, '')"),
-    }
-}
-
-fn dir_sql(d: SortDir) -> &'static str {
-    match d {
-        SortDir::Asc => "ASC",
-        SortDir::Desc => "DESC",
-    }
-}
-
-fn sort_value(img: &Image, key: &str) -> SqlValue {
-    let text = |v: &Option<String>| SqlValue::Text(v.clone().unwrap_or_default());
-    match key {
-        "name" => text(&img.name),
-        "status" => img.status.as_str().into(),
-        "container_format" => text(&img.container_format),
-        "disk_format" => text(&img.disk_format),
-        "size" => SqlValue::Integer(img.size.unwrap_or(0)),
-        "id" => img.id.clone().into(),
-        "created_at" => img.created_at.to_string().into(),
-        _ => img.updated_at.to_string().into(),
-    }
-}
-
-/// Rows strictly after the marker in sort order:
-/// (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...
-fn marker_clause(sql: &mut SqlBuilder, q: &ListQuery, marker: &Image) {
-    let mut alternatives = Vec::new();
-    let mut params = Vec::new();
-    for (i, (key, dir)) in q.sort.iter().enumerate() {
-        let mut parts = Vec::new();
-        for (prev, _) in &q.sort[..i] {
-            parts.push(format!("{} = ?", sort_expr(prev)));
-            params.push(sort_value(marker, prev));
-        }
-        let op = if *dir == SortDir::Asc { ">" } else { "<" };
-        parts.push(format!("{} {op} ?", sort_expr(key)));
-        params.push(sort_value(marker, key));
-        alternatives.push(format!("({})", parts.join(" AND ")));
-    }
-    sql.push(format!("({})", alternatives.join(" OR ")), params);
 }
 
 fn row_values(img: &Image) -> Vec<SqlValue> {
@@ -365,7 +223,7 @@ fn row_values(img: &Image) -> Vec<SqlValue> {
     ]
 }
 
-fn images_from_rows(rows: Rows) -> Result<Vec<Image>, StoreError> {
+pub(super) fn images_from_rows(rows: Rows) -> Result<Vec<Image>, StoreError> {
     rows.rows.iter().map(|r| image_from_row(r)).collect()
 }
 
@@ -419,26 +277,11 @@ fn image_from_row(r: &[SqlValue]) -> Result<Image, StoreError> {
 mod tests {
     use super::*;
     use crate::ports::memory::MemoryDb;
-    use crate::settings::ImageLimits;
 
     fn img(id: &str, owner: &str, t: i64) -> Image {
         let mut i = Image::new(id.to_string(), Some(owner.to_string()), Timestamp(t));
         i.name = Some(format!("name-{id}"));
         i
-    }
-
-    fn member(p: &str) -> Caller {
-        Caller::new(Some(p.to_string()), None, &["member"])
-    }
-
-    fn ids(v: &[Image]) -> Vec<&str> {
-        v.iter().map(|i| i.id.as_str()).collect()
-    }
-
-    fn list(repo: &ImageRepo, q: &str, c: &Caller) -> Vec<String> {
-        let q = ListQuery::parse(q, &ImageLimits::default()).unwrap();
-        let (v, _) = repo.list(&q, c, None).unwrap();
-        v.into_iter().map(|i| i.id).collect()
     }
 
     #[test]
@@ -464,90 +307,37 @@ mod tests {
     }
 
     #[test]
-    fn listing_follows_glance_visibility_rules() {
+    fn modify_retries_until_the_change_lands() {
         let db = MemoryDb::new();
         let repo = ImageRepo::open(&db).unwrap();
-        let mut pubi = img("pub", "p2", 1);
-        pubi.visibility = Visibility::Public;
-        let mut comm = img("comm", "p2", 2);
-        comm.visibility = Visibility::Community;
-        let mut priv2 = img("priv2", "p2", 3);
-        priv2.visibility = Visibility::Private;
-        let shared2 = img("shared2", "p2", 4);
-        let own = img("own", "p1", 5);
-        for i in [&pubi, &comm, &priv2, &shared2, &own] {
-            repo.insert(i).unwrap();
-        }
-        let p1 = member("p1");
-        assert_eq!(list(&repo, "", &p1), vec!["own", "pub"]);
-        assert_eq!(list(&repo, "visibility=community", &p1), vec!["comm"]);
+        repo.insert(&img("a", "p1", 10)).unwrap();
+        let mut interfered = false;
+        let out = repo
+            .modify("a", Timestamp(20), |i| {
+                if !interfered {
+                    // Another writer saves between this read and the save.
+                    interfered = true;
+                    let mut other = repo.get("a")?.expect("row");
+                    other.tags.push("theirs".into());
+                    repo.save(&mut other)?;
+                }
+                i.properties.insert("mine".into(), "1".into());
+                Ok::<_, StoreError>(true)
+            })
+            .unwrap();
+        let Modified::Done(saved) = out else {
+            panic!("{out:?}")
+        };
         assert_eq!(
-            list(&repo, "visibility=all", &p1),
-            vec!["own", "comm", "pub"]
+            saved.tags,
+            vec!["theirs"],
+            "the other writer's change is kept"
         );
-        db.execute(
-            "INSERT INTO image_members VALUES ('shared2', 'p1', 'pending', 'x', 'x')",
-            &[],
-        )
-        .unwrap();
-        assert_eq!(list(&repo, "", &p1), vec!["own", "pub"]);
-        assert_eq!(
-            list(&repo, "visibility=shared&member_status=pending", &p1),
-            vec!["own", "shared2"]
-        );
-        let admin = Caller::new(Some("p9".into()), None, &["admin"]);
-        assert_eq!(
-            list(&repo, "", &admin),
-            vec!["own", "shared2", "priv2", "pub"]
-        );
-    }
-
-    #[test]
-    fn filters_sorting_and_paging() {
-        let db = MemoryDb::new();
-        let repo = ImageRepo::open(&db).unwrap();
-        for (n, id) in ["c", "a", "d", "b"].iter().enumerate() {
-            let mut i = img(id, "p1", n as i64);
-            i.size = Some(n as i64 * 10);
-            i.tags = vec!["all".into(), format!("t{id}")];
-            i.properties.insert(
-                "os_distro".into(),
-                if n % 2 == 0 { "debian" } else { "fedora" }.into(),
-            );
-            repo.insert(&i).unwrap();
-        }
-        let p1 = member("p1");
-        assert_eq!(
-            list(&repo, "sort_key=name&sort_dir=asc", &p1),
-            vec!["a", "b", "c", "d"]
-        );
-        assert_eq!(list(&repo, "sort=size:desc", &p1), vec!["b", "d", "a", "c"]);
-        assert_eq!(
-            list(&repo, "os_distro=debian&sort=name:asc", &p1),
-            vec!["c", "d"]
-        );
-        assert_eq!(list(&repo, "tag=all&tag=ta", &p1), vec!["a"]);
-        assert_eq!(
-            list(&repo, "size_min=10&size_max=20&sort=name:asc", &p1),
-            vec!["a", "d"]
-        );
-        assert_eq!(
-            list(&repo, "name=in:name-a,name-b&sort=name:asc", &p1),
-            vec!["a", "b"]
-        );
-        assert_eq!(
-            list(&repo, "created_at=gte:1970-01-01T00:00:02Z", &p1),
-            vec!["b", "d"]
-        );
-
-        let q = ListQuery::parse(
-            "sort_key=name&sort_dir=asc&limit=3",
-            &ImageLimits::default(),
-        )
-        .unwrap();
-        let (page1, more) = repo.list(&q, &p1, None).unwrap();
-        assert_eq!((ids(&page1), more), (vec!["a", "b", "c"], true));
-        let (page2, more) = repo.list(&q, &p1, Some(&page1[2])).unwrap();
-        assert_eq!((ids(&page2), more), (vec!["d"], false));
+        assert_eq!(saved.properties["mine"], "1");
+        assert_eq!(saved.updated_at, Timestamp(20));
+        assert!(matches!(
+            repo.modify("nope", Timestamp(1), |_| Ok::<_, StoreError>(true)),
+            Ok(Modified::Gone)
+        ));
     }
 }

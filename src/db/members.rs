@@ -1,41 +1,8 @@
 //! Image memberships (sharing an image with another project) in SQL.
 
-use serde_json::{json, Value};
-
+use crate::image::member::{Member, MemberStatus};
 use crate::ports::{Database, SqlValue, StoreError};
 use crate::timestamp::Timestamp;
-
-/// A project's membership of an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    /// The image.
-    pub image_id: String,
-    /// The member project.
-    pub member_id: String,
-    /// `pending`, `accepted` or `rejected`.
-    pub status: String,
-    /// When the image was shared.
-    pub created_at: Timestamp,
-    /// Last status change.
-    pub updated_at: Timestamp,
-}
-
-/// The member states.
-pub const STATUSES: [&str; 3] = ["pending", "accepted", "rejected"];
-
-impl Member {
-    /// The API representation.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "member_id": self.member_id,
-            "image_id": self.image_id,
-            "status": self.status,
-            "created_at": self.created_at.to_string(),
-            "updated_at": self.updated_at.to_string(),
-            "schema": "/v2/schemas/member",
-        })
-    }
-}
 
 /// Memberships over a [`Database`] (the schema comes with the image tables).
 pub struct MemberRepo<'a> {
@@ -52,7 +19,9 @@ fn member_from_row(r: &[SqlValue]) -> Result<Member, StoreError> {
     Ok(Member {
         image_id: text(0).ok_or_else(|| StoreError("corrupt member row".into()))?,
         member_id: text(1).ok_or_else(|| StoreError("corrupt member row".into()))?,
-        status: text(2).ok_or_else(|| StoreError("corrupt member row".into()))?,
+        status: text(2)
+            .and_then(|s| MemberStatus::parse(&s))
+            .ok_or_else(|| StoreError("corrupt member row".into()))?,
         created_at: ts(3)?,
         updated_at: ts(4)?,
     })
@@ -98,7 +67,7 @@ impl<'a> MemberRepo<'a> {
             &[
                 m.image_id.clone().into(),
                 m.member_id.clone().into(),
-                m.status.clone().into(),
+                m.status.as_str().into(),
                 m.created_at.to_string().into(),
                 m.updated_at.to_string().into(),
                 quota.into(),
@@ -121,7 +90,7 @@ impl<'a> MemberRepo<'a> {
         &self,
         image_id: &str,
         member_id: &str,
-        status: &str,
+        status: MemberStatus,
         now: Timestamp,
     ) -> Result<Option<Member>, StoreError> {
         let rows = self.db.execute(
@@ -129,7 +98,7 @@ impl<'a> MemberRepo<'a> {
                 "UPDATE image_members SET status = ?, updated_at = ? WHERE image_id = ? AND member = ? \
                  RETURNING {COLUMNS}"
             ),
-            &[status.into(), now.to_string().into(), image_id.into(), member_id.into()],
+            &[status.as_str().into(), now.to_string().into(), image_id.into(), member_id.into()],
         )?;
         rows.rows.first().map(|r| member_from_row(r)).transpose()
     }
@@ -165,7 +134,7 @@ mod tests {
         Member {
             image_id: img.into(),
             member_id: m.into(),
-            status: "pending".into(),
+            status: MemberStatus::Pending,
             created_at: Timestamp(1),
             updated_at: Timestamp(1),
         }
@@ -189,15 +158,15 @@ mod tests {
         assert_eq!(repo.add(&member("j", "c"), -1).unwrap(), AddOutcome::Added);
         assert_eq!(repo.list("i").unwrap().len(), 2);
         let m = repo
-            .set_status("i", "a", "accepted", Timestamp(5))
+            .set_status("i", "a", MemberStatus::Accepted, Timestamp(5))
             .unwrap()
             .unwrap();
         assert_eq!(
-            (m.status.as_str(), m.updated_at),
-            ("accepted", Timestamp(5))
+            (m.status, m.updated_at),
+            (MemberStatus::Accepted, Timestamp(5))
         );
         assert!(repo
-            .set_status("i", "zz", "accepted", Timestamp(5))
+            .set_status("i", "zz", MemberStatus::Accepted, Timestamp(5))
             .unwrap()
             .is_none());
         assert!(repo.remove("i", "a").unwrap());

@@ -3,7 +3,7 @@
 //! image the caller may not change is 403.
 
 use crate::auth::caller::Caller;
-use crate::auth::policy::{Policy, Target};
+use crate::auth::policy::{Policy, Rule, Target};
 use crate::db::images::ImageRepo;
 use crate::error::{ApiError, ApiResult};
 use crate::image::schema;
@@ -39,20 +39,25 @@ impl ImageAccess<'_> {
             .repo
             .get(id)?
             .ok_or_else(|| ApiError::image_not_found(id))?;
+        self.check(image)
+    }
+
+    /// `image` (already read) if the caller may see it; 404 otherwise.
+    pub fn check(&self, image: Image) -> ApiResult<Visible> {
         let target = self.target_for(&image)?;
         if !self.visible(&image, &target) {
-            return Err(ApiError::image_not_found(id));
+            return Err(ApiError::image_not_found(&image.id));
         }
         Ok(Visible { image, target })
     }
 
     /// 403 if the caller may not do `rule` to a visible image (404 if the
     /// rules do not even let it see the image).
-    pub fn enforce(&self, rule: &str, v: &Visible) -> ApiResult<()> {
+    pub fn enforce(&self, rule: Rule, v: &Visible) -> ApiResult<()> {
         if self.policy.allows(rule, self.caller, &v.target) {
             return Ok(());
         }
-        if !self.policy.allows("get_image", self.caller, &v.target) {
+        if !self.policy.allows(Rule::GetImage, self.caller, &v.target) {
             return Err(ApiError::image_not_found(&v.image.id));
         }
         Err(ApiError::forbidden(format!(
@@ -83,6 +88,6 @@ impl ImageAccess<'_> {
             || matches!(image.visibility, Visibility::Public | Visibility::Community)
             || self.caller.owns(image.owner.as_deref())
             || target.member_id.is_some();
-        by_record && self.policy.allows("get_image", self.caller, target)
+        by_record && self.policy.allows(Rule::GetImage, self.caller, target)
     }
 }

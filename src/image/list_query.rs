@@ -6,6 +6,7 @@
 //! storage-agnostic [`ListQuery`]; [`crate::db::images`] turns it into SQL.
 
 use crate::error::{ApiError, ApiResult};
+use crate::image::member::MemberStatus;
 use crate::settings::ImageLimits;
 use crate::timestamp::Timestamp;
 
@@ -91,8 +92,8 @@ pub enum VisibilityFilter {
 /// `member_status=`: which shared-with-me images appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberStatusFilter {
-    /// Only memberships in this state (`pending`, `accepted`, `rejected`).
-    Only(&'static str),
+    /// Only memberships in this state.
+    Only(MemberStatus),
     /// Any membership state.
     All,
 }
@@ -165,7 +166,7 @@ impl ListQuery {
             sort: Vec::new(),
             filters: Vec::new(),
             visibility: None,
-            member_status: MemberStatusFilter::Only("accepted"),
+            member_status: MemberStatusFilter::Only(MemberStatus::Accepted),
             os_hidden: false,
             params: params.clone(),
         };
@@ -197,12 +198,10 @@ impl ListQuery {
                 }
                 "sort" => new_sort = Some(v),
                 "member_status" => {
-                    q.member_status = match v.as_str() {
-                        "pending" => MemberStatusFilter::Only("pending"),
-                        "accepted" => MemberStatusFilter::Only("accepted"),
-                        "rejected" => MemberStatusFilter::Only("rejected"),
-                        "all" => MemberStatusFilter::All,
-                        other => {
+                    q.member_status = match (v.as_str(), MemberStatus::parse(v)) {
+                        (_, Some(status)) => MemberStatusFilter::Only(status),
+                        ("all", None) => MemberStatusFilter::All,
+                        (other, None) => {
                             return Err(ApiError::bad_request(format!("Invalid status: {other}")))
                         }
                     }
@@ -485,7 +484,10 @@ mod tests {
             q.sort,
             vec![("created_at", SortDir::Desc), ("id", SortDir::Desc)]
         );
-        assert_eq!(q.member_status, MemberStatusFilter::Only("accepted"));
+        assert_eq!(
+            q.member_status,
+            MemberStatusFilter::Only(MemberStatus::Accepted)
+        );
         assert!(!q.os_hidden);
         assert_eq!(q.first_link(), "/v2/images");
     }

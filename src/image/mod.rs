@@ -2,9 +2,13 @@
 
 pub mod access;
 pub mod list_query;
+pub mod member;
 pub mod patch;
 pub mod schema;
+mod status;
 pub mod update;
+
+pub use status::{DataFacts, Status};
 
 use std::collections::BTreeMap;
 
@@ -12,81 +16,6 @@ use serde_json::{Map, Value};
 
 use crate::data::blob::Location;
 use crate::timestamp::Timestamp;
-
-/// Lifecycle state of an image (Glance's status machine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// Record only, no data yet.
-    Queued,
-    /// Data upload in progress.
-    Saving,
-    /// Data staged for import.
-    Uploading,
-    /// Import in progress.
-    Importing,
-    /// Data present and usable.
-    Active,
-    /// Data blocked for non-admins.
-    Deactivated,
-    /// Legacy failure state.
-    Killed,
-    /// Deleted, data still present (delayed delete).
-    PendingDelete,
-    /// Gone.
-    Deleted,
-}
-
-impl Status {
-    /// Every status, in schema order.
-    pub const ALL: [Status; 9] = [
-        Status::Queued,
-        Status::Saving,
-        Status::Active,
-        Status::Killed,
-        Status::Deleted,
-        Status::Uploading,
-        Status::Importing,
-        Status::PendingDelete,
-        Status::Deactivated,
-    ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Queued => "queued",
-            Status::Saving => "saving",
-            Status::Uploading => "uploading",
-            Status::Importing => "importing",
-            Status::Active => "active",
-            Status::Deactivated => "deactivated",
-            Status::Killed => "killed",
-            Status::PendingDelete => "pending_delete",
-            Status::Deleted => "deleted",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    /// Whether Glance's state machine allows moving from `self` to `to`.
-    pub fn can_become(self, to: Status) -> bool {
-        use Status::*;
-        let targets: &[Status] = match self {
-            Queued => &[Saving, Uploading, Importing, Active, Deleted],
-            Saving => &[Active, Killed, Deleted, Queued],
-            Uploading => &[Importing, Queued, Deleted],
-            Importing => &[Active, Deleted, Queued],
-            Active => &[PendingDelete, Deleted, Deactivated],
-            Deactivated => &[Active, Deleted],
-            Killed => &[Deleted],
-            PendingDelete => &[Deleted, Active],
-            Deleted => &[],
-        };
-        targets.contains(&to)
-    }
-}
 
 /// Who may see an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -326,14 +255,5 @@ mod tests {
         img.set_tags(["a".to_string(), "b".to_string(), "a".to_string()]);
         img.add_tag("b");
         assert_eq!(img.tags, vec!["a", "b"]);
-    }
-
-    #[test]
-    fn state_machine_matches_glance() {
-        assert!(Status::Queued.can_become(Status::Saving));
-        assert!(Status::Saving.can_become(Status::Queued));
-        assert!(!Status::Active.can_become(Status::Queued));
-        assert!(!Status::Deleted.can_become(Status::Active));
-        assert!(Status::Deactivated.can_become(Status::Active));
     }
 }

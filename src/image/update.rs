@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::auth::caller::Caller;
-use crate::auth::policy::{Policy, Target};
+use crate::auth::policy::{Policy, Rule, Target};
 use crate::error::{ApiError, ApiResult};
 use crate::image::patch::{Dialect, OpKind, PatchOp};
 use crate::image::schema;
@@ -28,15 +28,15 @@ impl UpdateContext<'_> {
     fn may_update(&self, attr: &str, value: Option<&Value>) -> ApiResult<()> {
         if attr == "visibility" {
             match value.and_then(Value::as_str) {
-                Some("public") => self.enforce("publicize_image")?,
-                Some("community") => self.enforce("communitize_image")?,
+                Some("public") => self.enforce(Rule::PublicizeImage)?,
+                Some("community") => self.enforce(Rule::CommunitizeImage)?,
                 _ => {}
             }
         }
-        self.enforce("modify_image")
+        self.enforce(Rule::ModifyImage)
     }
 
-    fn enforce(&self, rule: &str) -> ApiResult<()> {
+    fn enforce(&self, rule: Rule) -> ApiResult<()> {
         self.policy.enforce(rule, self.caller, self.target)
     }
 }

@@ -88,3 +88,55 @@ impl Database for MemoryDb {
         Ok(Rows { columns, rows: out })
     }
 }
+
+/// Key-value stores by label, each a [`MemoryKv`] that lives as long as the
+/// opener (so data written by one request is there for the next).
+#[derive(Default)]
+pub struct MemoryKvOpener {
+    pub stores: RefCell<BTreeMap<String, std::rc::Rc<MemoryKv>>>,
+}
+
+impl MemoryKvOpener {
+    /// The store `label`, created empty on first use.
+    pub fn store(&self, label: &str) -> std::rc::Rc<MemoryKv> {
+        self.stores
+            .borrow_mut()
+            .entry(label.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+impl super::KeyValueOpener for MemoryKvOpener {
+    fn open(&self, label: &str) -> Result<std::rc::Rc<dyn KeyValue>, StoreError> {
+        Ok(self.store(label))
+    }
+}
+
+/// Log lines kept in memory.
+#[derive(Default)]
+pub struct MemoryLog {
+    pub lines: RefCell<Vec<String>>,
+}
+
+impl super::Log for MemoryLog {
+    fn line(&self, level: super::Level, text: &str) {
+        self.lines
+            .borrow_mut()
+            .push(format!("{} {text}", level.as_str()));
+    }
+}
+
+/// Outbound HTTP that answers every request with an error (no network in
+/// unit tests), counting the attempts.
+#[derive(Default)]
+pub struct NoHttp {
+    pub attempts: RefCell<Vec<String>>,
+}
+
+impl super::HttpClient for NoHttp {
+    fn send(&self, req: super::OutRequest) -> Result<super::OutResponse, super::OutboundError> {
+        self.attempts.borrow_mut().push(req.url.clone());
+        Err(super::OutboundError::Io("no network in unit tests".into()))
+    }
+}

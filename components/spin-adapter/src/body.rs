@@ -51,6 +51,7 @@ pub fn write_body(out: ResponseOutparam, response: OutgoingResponse, body: Body)
         Err(_) => false,
     };
     if complete {
+        // The client has all it will get; a failure here has no one to tell.
         let _ = OutgoingBody::finish(outgoing, None);
     }
 }

@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 
 pub use outbound::SpinHttp;
-pub use ports::{SpinDb, SpinKvOpener, SpinVars};
+pub use ports::{SpinDb, SpinKvOpener, SpinLog, SpinVars};
 
 /// A core service: one of `glance_core::api::{images, members, discovery}::handle`.
 pub type Service = fn(&Ports, ApiRequest) -> ApiResponse;
@@ -46,6 +46,7 @@ pub fn serve(req: IncomingRequest, out: ResponseOutparam, service: Service) {
         vars: &SpinVars,
         kv: &SpinKvOpener,
         http: Rc::new(SpinHttp),
+        log: &SpinLog,
     };
     let api_req = ApiRequest::new(
         method,
@@ -120,6 +121,7 @@ fn send(out: ResponseOutparam, resp: ApiResponse) {
     }
     let fields = Fields::from_list(&entries).unwrap_or_else(|_| Fields::new());
     let response = OutgoingResponse::new(fields);
+    // Fails only for codes outside 100..=599, which StatusCode cannot hold.
     let _ = response.set_status_code(resp.status.as_u16());
     body::write_body(out, response, resp.body);
 }

@@ -3,8 +3,8 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use glance_core::ports::Variables;
 use glance_core::ports::{Database, KeyValue, KeyValueOpener, Rows, SqlValue, StoreError};
+use glance_core::ports::{Level, Log, Variables};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
 
@@ -122,5 +122,15 @@ impl KeyValueOpener for SpinKvOpener {
             label: label.to_string(),
             store: OnceCell::new(),
         }))
+    }
+}
+
+/// Log lines to the component's stderr, which Spin keeps in its log
+/// directory (and prints in the foreground).
+pub struct SpinLog;
+
+impl Log for SpinLog {
+    fn line(&self, level: Level, text: &str) {
+        eprintln!("{} {text}", level.as_str());
     }
 }

@@ -6,27 +6,69 @@ mod versions;
 
 use http::{Method, StatusCode};
 
-use crate::api::{finish, segments_after, ApiRequest, ApiResponse};
+use crate::api::routes::{self, Params, Route};
+use crate::api::{serve, ApiRequest, ApiResponse};
 use crate::auth;
 use crate::error::{ApiError, ApiResult};
 use crate::ports::Ports;
+use crate::settings::{self, Var};
+
+/// A handler of this service.
+type Handler = fn(&Ports<'_>, &mut ApiRequest<'_>, &Params) -> ApiResult<ApiResponse>;
+
+/// Every route of the discovery component. Paths that match none get the
+/// version document (300) unless they start with a v2 prefix (404).
+static ROUTES: &[Route<Handler>] = &[
+    Route {
+        path: "/openapi.yaml",
+        methods: &[("GET", openapi)],
+    },
+    Route {
+        path: "/v2/schemas/{name}",
+        methods: &[("GET", schema)],
+    },
+    Route {
+        path: "/v2/schemas/metadefs/{name}",
+        methods: &[("GET", schema)],
+    },
+];
 
 /// Handles one request to the discovery (schemas) component.
-pub fn handle(ports: &Ports, mut req: ApiRequest) -> ApiResponse {
-    let result = route(ports, &mut req);
-    finish(&req, result)
+pub fn handle(ports: &Ports, req: ApiRequest) -> ApiResponse {
+    serve(ports, req, |req| match routes::find(ROUTES, req) {
+        Ok(m) => (m.path, (m.handler)(ports, req, &m.params)),
+        Err(e) if e.status != StatusCode::NOT_FOUND => ("-", Err(e)),
+        Err(_) => ("/...", fallback(ports, req)),
+    })
 }
 
-fn route(ports: &Ports, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
-    if req.path == "/openapi.yaml" {
-        if req.method != Method::GET {
-            return Err(ApiError::method_not_allowed(&["GET"]));
-        }
-        let mut resp =
-            ApiResponse::raw_json(StatusCode::OK, schemas::OPENAPI_YAML.as_bytes().to_vec());
-        resp.headers = vec![("content-type".into(), "application/yaml".into())];
-        return Ok(resp);
-    }
+/// `GET /openapi.yaml`: the service's OpenAPI document.
+fn openapi(_: &Ports, _: &mut ApiRequest, _: &Params) -> ApiResult<ApiResponse> {
+    let mut resp = ApiResponse::raw_json(StatusCode::OK, schemas::OPENAPI_YAML.as_bytes().to_vec());
+    resp.headers = vec![("content-type".into(), "application/yaml".into())];
+    Ok(resp)
+}
+
+/// `GET /v2/schemas/{name}` and `/v2/schemas/metadefs/{name}`.
+fn schema(ports: &Ports, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+    let name = req
+        .path
+        .strip_prefix("/v2/schemas/")
+        .filter(|_| p.get("name").is_some())
+        .unwrap_or_default();
+    let doc = schemas::document(name).ok_or_else(ApiError::no_resource)?;
+    auth::identify(ports, req)?;
+    req.reject_body()?;
+    Ok(ApiResponse::raw_json(
+        StatusCode::OK,
+        doc.as_bytes().to_vec(),
+    ))
+}
+
+/// Every other path: `/versions` (200) and any path whose first segment is
+/// not an accepted version (300, as Glance: `/`, `/v1/...`, `/v3`) get the
+/// version document; other v2 paths are 404.
+fn fallback(ports: &Ports, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
     let first = req
         .path
         .trim_start_matches('/')
@@ -37,25 +79,9 @@ fn route(ports: &Ports, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
         return versions_doc(ports, req, StatusCode::OK);
     }
     if !is_v2_prefix(first) {
-        // Glance answers 300 with the version list for any path whose first
-        // segment is not an accepted version: `/`, `/v1/...`, `/v3`.
         return versions_doc(ports, req, StatusCode::MULTIPLE_CHOICES);
     }
-    if let Some(segs) = segments_after(&req.path, "/v2/schemas") {
-        let name = segs.join("/");
-        let doc = schemas::document(&name)
-            .ok_or_else(|| ApiError::not_found("The resource could not be found."))?;
-        if req.method != Method::GET {
-            return Err(ApiError::method_not_allowed(&["GET"]));
-        }
-        auth::identify(ports, req)?;
-        req.reject_body()?;
-        return Ok(ApiResponse::raw_json(
-            StatusCode::OK,
-            doc.as_bytes().to_vec(),
-        ));
-    }
-    Err(ApiError::not_found("The resource could not be found."))
+    Err(ApiError::no_resource())
 }
 
 /// `v2`, `v2.0` … `v2.17`: the URL prefixes Glance maps to the v2 API.
@@ -70,10 +96,33 @@ fn versions_doc(ports: &Ports, req: &mut ApiRequest, status: StatusCode) -> ApiR
     if req.method != Method::GET && req.method != Method::HEAD {
         return Err(ApiError::method_not_allowed(&["GET", "HEAD"]));
     }
-    let base = ports
-        .vars
-        .get("public_endpoint")
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| req.base_url.clone());
+    let mut base = settings::value(ports.vars, Var::PublicEndpoint);
+    if base.is_empty() {
+        base = req.base_url.clone();
+    }
     Ok(ApiResponse::json(status, &versions::document(&base, false)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::handle;
+    use crate::api::harness::Harness;
+
+    #[test]
+    fn versions_schemas_and_the_rest() {
+        let h = Harness::new();
+        let v = h.call(handle, "GET", "/versions", &[], b"").expect(200);
+        assert!(v["versions"].as_array().is_some_and(|a| !a.is_empty()));
+        h.call(handle, "GET", "/", &[], b"").expect(300);
+        h.call(handle, "GET", "/v1/images", &[], b"").expect(300);
+        h.call(handle, "GET", "/v2/nothing", &[], b"").error(404);
+        let s = h
+            .call(handle, "GET", "/v2/schemas/metadefs/namespace", &[], b"")
+            .expect(200);
+        assert_eq!(s["name"], "namespace");
+        h.call(handle, "GET", "/v2/schemas/nope", &[], b"")
+            .error(404);
+        let r = h.call(handle, "POST", "/v2/schemas/image", &[], b"");
+        assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
+    }
 }

@@ -3,14 +3,15 @@
 
 use http::StatusCode;
 
-use crate::api::images::{modify, Ctx};
+use super::Ctx;
+use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse, Body};
+use crate::auth::policy::Rule;
 use crate::data::blob::BlobStore;
-use crate::data::receive::{self, parse_range, RangeRequest, ReceiveRules, HASH_ALGO};
-use crate::db::images::Write;
+use crate::data::receive::{self, parse_range, RangeRequest, ReceiveRules};
+use crate::data::stores::StoreId;
 use crate::error::{ApiError, ApiResult};
 use crate::image::{Image, Staged, Status};
-use crate::timestamp::Timestamp;
 
 /// 415 unless the body is `application/octet-stream`.
 fn check_octet_stream(req: &ApiRequest) -> ApiResult<()> {
@@ -59,59 +60,41 @@ fn upload_limit(ctx: &Ctx, img: &Image) -> ApiResult<(u64, String)> {
     })
 }
 
-/// Moves an image out of a transient status back to `queued` after a failed upload.
+/// Moves an image out of the transient status `from` back to `queued` after
+/// a failed upload; an image that moved on meanwhile is left alone.
 fn restore_queued(ctx: &Ctx, id: &str, from: Status) {
-    let _ = modify(ctx, id, None, |img| {
-        if img.status != from {
-            return Ok(false);
-        }
-        img.status = Status::Queued;
-        img.size = None;
-        img.virtual_size = None;
-        Ok(true)
+    let reset = ctx.modify(id, None, |img| {
+        Ok(img.status == from && img.reset_to_queued().is_ok())
     });
-}
-
-/// Claims a queued image for `to` (saving/uploading): exactly one concurrent
-/// claim wins; the others get 409.
-fn claim(ctx: &Ctx, mut img: Image, to: Status) -> ApiResult<Image> {
-    if img.status != Status::Queued {
-        return Err(ApiError::conflict(format!(
-            "Image status transition from {} to {} is not allowed",
-            img.status.as_str(),
-            to.as_str()
-        )));
-    }
-    img.status = to;
-    img.updated_at = Timestamp::now();
-    match ctx.repo.save(&mut img)? {
-        Write::Done => Ok(img),
-        Write::Conflict => Err(ApiError::conflict(format!(
-            "Image status transition from queued to {} is not allowed: the image changed \
-             meanwhile (another upload?)",
-            to.as_str()
-        ))),
+    if let Err(e) = reset {
+        ctx.ports
+            .log_error(&format!("returning image {id} to queued"), e);
     }
 }
 
 /// Claims the queued image for `to` (saving or uploading) and streams the
-/// request body into a new object of `store` under `rules`. On any failure
-/// the partial data is gone and the image is back to `queued`.
+/// request body into a new object of `store` under `rules`. Exactly one of
+/// concurrent claims wins; the others get 409. On any failure the partial
+/// data is gone and the image is back to `queued`.
 fn receive_claimed(
     ctx: &Ctx,
     req: &mut ApiRequest,
-    img: Image,
+    id: &str,
     to: Status,
     store: &dyn BlobStore,
     rules: &ReceiveRules,
 ) -> ApiResult<receive::Received> {
-    let img = claim(ctx, img, to)?;
+    ctx.modify(id, None, |img| {
+        img.start_upload(to)
+            .map_err(|t| ApiError::conflict(t.to_string()))?;
+        Ok(true)
+    })?;
     let result = store
-        .writer(&img.id)
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+        .writer(id)
+        .map_err(ApiError::from)
         .and_then(|writer| receive::receive(req.body(), writer, rules).map_err(ApiError::from));
     if result.is_err() {
-        restore_queued(ctx, &img.id, to);
+        restore_queued(ctx, id, to);
     }
     result
 }
@@ -125,33 +108,24 @@ fn target_store<'c>(ctx: &'c Ctx, req: &ApiRequest) -> ApiResult<&'c dyn BlobSto
         .filter(|_| ctx.settings.multi_store())
         .map(str::trim);
     match wanted {
-        Some(id) => match stores.get(id) {
-            Some(s)
-                if !ctx
-                    .settings
-                    .enabled
-                    .iter()
-                    .any(|e| e.id == id && e.read_only) =>
-            {
-                Ok(s)
-            }
-            _ => Err(ApiError::bad_request(format!(
-                "Store for identifier {id} not found"
-            ))),
-        },
+        Some(name) => StoreId::parse(name)
+            .filter(|id| ctx.settings.writable(*id))
+            .and_then(|id| stores.get(id))
+            .ok_or_else(|| ApiError::bad_request(format!("Store for identifier {name} not found"))),
         None => stores
             .default_store()
             .ok_or_else(|| ApiError::internal("the default store is not available")),
     }
 }
 
-/// `PUT /v2/images/{id}/file`.
-pub fn upload(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiResponse> {
+/// `PUT /v2/images/{image_id}/file`.
+pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+    let id = &p["image_id"];
     check_octet_stream(req)?;
     let expected = announced_size(req)?;
     let access = ctx.access();
     let v = access.load(id)?;
-    access.enforce("upload_image", &v)?;
+    access.enforce(Rule::UploadImage, &v)?;
     let img = v.image;
     if img.status == Status::Queued && (img.disk_format.is_none() || img.container_format.is_none())
     {
@@ -181,24 +155,23 @@ pub fn upload(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiRespons
         too_large: &too_large,
         expected_size: expected,
     };
-    let received = receive_claimed(ctx, req, img.clone(), Status::Saving, store, &rules)?;
-    let location = received.location.clone();
-    let saved = modify(ctx, id, None, |img| {
+    let received = receive_claimed(ctx, req, id, Status::Saving, store, &rules)?;
+    let facts = received.facts();
+    let location = received.location;
+    let saved = ctx.modify(id, None, |img| {
         if img.status != Status::Saving {
             return Err(ApiError::conflict("The image changed during the upload."));
         }
-        img.status = Status::Active;
-        img.size = Some(location.size as i64);
-        img.virtual_size = received.virtual_size.map(|v| v as i64);
-        img.checksum = Some(received.checksum.clone());
-        img.os_hash_algo = Some(HASH_ALGO.to_string());
-        img.os_hash_value = Some(received.os_hash_value.clone());
-        img.locations = vec![location.clone()];
+        img.activate(&facts, vec![location.clone()])
+            .map_err(|t| ApiError::conflict(t.to_string()))?;
         Ok(true)
     });
     if let Err(e) = saved {
         // Deleted (or otherwise changed) meanwhile: the data has no image.
-        let _ = store.delete(&location);
+        if let Err(d) = store.delete(&location) {
+            ctx.ports
+                .log_error(&format!("removing the data of vanished image {id}"), d);
+        }
         return Err(if e.status == StatusCode::NOT_FOUND {
             ApiError::new(
                 StatusCode::GONE,
@@ -211,12 +184,12 @@ pub fn upload(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiRespons
     Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
 }
 
-/// `GET /v2/images/{id}/file`.
-pub fn download(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiResponse> {
+/// `GET /v2/images/{image_id}/file`.
+pub(super) fn download(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     req.reject_body()?;
     let access = ctx.access();
-    let v = access.load(id)?;
-    access.enforce("download_image", &v)?;
+    let v = access.load(&p["image_id"])?;
+    access.enforce(Rule::DownloadImage, &v)?;
     let img = v.image;
     if img.status == Status::Deactivated && !ctx.caller.is_admin() {
         return Err(ApiError::forbidden(
@@ -248,9 +221,7 @@ pub fn download(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiRespo
             .with_header("Content-Range", format!("bytes */{size}")))
         }
     };
-    let stream = store
-        .read(location, range)
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let stream = store.read(location, range)?;
     let length = range.map_or(size, |r| r.len());
     let mut resp = ApiResponse {
         status,
@@ -273,29 +244,27 @@ pub fn download(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiRespo
     Ok(resp)
 }
 
-/// `PUT /v2/images/{id}/stage`: data for a later `glance-direct` import.
-pub fn stage(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiResponse> {
+/// `PUT /v2/images/{image_id}/stage`: data for a later `glance-direct` import.
+pub(super) fn stage(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+    let id = &p["image_id"];
     if !ctx
         .settings
         .import_methods
         .iter()
         .any(|m| m == "glance-direct")
     {
-        return Err(ApiError::not_found("The resource could not be found."));
+        return Err(ApiError::no_resource());
     }
     check_octet_stream(req)?;
     let expected = announced_size(req)?;
     let access = ctx.access();
     let v = access.load(id)?;
-    access.enforce("upload_image", &v)?;
+    access.enforce(Rule::UploadImage, &v)?;
     if v.image.staged.is_some() {
         return Err(ApiError::conflict("Image data is already staged."));
     }
     let (max_bytes, too_large) = upload_limit(ctx, &v.image)?;
-    let stores = ctx.stores()?;
-    let staging = stores
-        .staging()
-        .ok_or_else(|| ApiError::internal("no staging area"))?;
+    let staging = ctx.stores()?.staging();
     let rules = ReceiveRules {
         disk_format: None,
         inspect: true,
@@ -303,23 +272,23 @@ pub fn stage(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiResponse
         too_large: &too_large,
         expected_size: expected,
     };
-    let received = receive_claimed(ctx, req, v.image, Status::Uploading, staging, &rules)?;
+    let received = receive_claimed(ctx, req, id, Status::Uploading, staging, &rules)?;
     let staged = Staged {
         location: received.location.clone(),
         checksum: received.checksum.clone(),
         os_hash_value: received.os_hash_value.clone(),
         inspection: received.inspection.as_ref().map(Into::into),
     };
-    let saved = modify(ctx, id, None, |img| {
-        if img.status != Status::Uploading {
-            return Err(ApiError::conflict("The image changed while staging."));
-        }
-        img.size = Some(staged.location.size as i64);
-        img.staged = Some(staged.clone());
+    let saved = ctx.modify(id, None, |img| {
+        img.record_staged(staged.clone())
+            .map_err(|_| ApiError::conflict("The image changed while staging."))?;
         Ok(true)
     });
     if let Err(e) = saved {
-        let _ = staging.delete(&received.location);
+        if let Err(d) = staging.delete(&received.location) {
+            ctx.ports
+                .log_error(&format!("removing the staged data of image {id}"), d);
+        }
         return Err(e);
     }
     Ok(ApiResponse::empty(StatusCode::NO_CONTENT))

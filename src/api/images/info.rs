@@ -5,14 +5,20 @@
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
-use crate::api::images::{modify, Ctx};
+use super::Ctx;
+use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse};
-use crate::auth::policy::Target;
+use crate::auth::policy::{Rule, Target};
+use crate::data::stores::StoreId;
 use crate::error::{ApiError, ApiResult};
 use crate::image::Status;
 
 /// `GET /v2/info/import`.
-pub fn import_methods(ctx: &Ctx, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
+pub(super) fn import_methods(
+    ctx: &Ctx,
+    req: &mut ApiRequest,
+    _: &Params,
+) -> ApiResult<ApiResponse> {
     req.reject_body()?;
     Ok(ApiResponse::json(
         StatusCode::OK,
@@ -25,7 +31,7 @@ pub fn import_methods(ctx: &Ctx, req: &mut ApiRequest) -> ApiResult<ApiResponse>
 }
 
 fn single_store() -> ApiError {
-    ApiError::not_found("The resource could not be found.")
+    ApiError::no_resource()
 }
 
 fn store_entries(ctx: &Ctx, detail: bool) -> Vec<Value> {
@@ -34,8 +40,8 @@ fn store_entries(ctx: &Ctx, detail: bool) -> Vec<Value> {
         .iter()
         .map(|s| {
             let mut m = Map::new();
-            m.insert("id".into(), s.id.clone().into());
-            m.insert("description".into(), s.description.clone().into());
+            m.insert("id".into(), s.id.as_str().into());
+            m.insert("description".into(), s.description.into());
             if s.id == ctx.settings.default {
                 m.insert("default".into(), "true".into());
             }
@@ -43,14 +49,14 @@ fn store_entries(ctx: &Ctx, detail: bool) -> Vec<Value> {
                 m.insert("read-only".into(), "true".into());
             }
             if detail {
-                m.insert("type".into(), s.id.clone().into());
+                m.insert("type".into(), s.id.as_str().into());
                 m.insert("weight".into(), 0.into());
-                let props = match s.id.as_str() {
-                    "kv" => json!({"chunk_size": ctx.settings.kv_chunk_size}),
-                    "s3" => ctx.settings.s3.as_ref().map_or(json!({}), |s3| {
+                let props = match s.id {
+                    StoreId::Kv => json!({"chunk_size": ctx.settings.kv_chunk_size}),
+                    StoreId::S3 => ctx.settings.s3.as_ref().map_or(json!({}), |s3| {
                         json!({"endpoint": s3.endpoint, "bucket": s3.bucket, "part_size": s3.part_size})
                     }),
-                    _ => json!({}),
+                    StoreId::Http => json!({}),
                 };
                 m.insert("properties".into(), props);
             }
@@ -60,7 +66,7 @@ fn store_entries(ctx: &Ctx, detail: bool) -> Vec<Value> {
 }
 
 /// `GET /v2/info/stores`: 404 with a single store, as single-store Glance answers.
-pub fn stores(ctx: &Ctx, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
+pub(super) fn stores(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<ApiResponse> {
     req.reject_body()?;
     if !ctx.settings.multi_store() {
         return Err(single_store());
@@ -72,7 +78,7 @@ pub fn stores(ctx: &Ctx, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
 }
 
 /// `GET /v2/info/stores/detail` (admin).
-pub fn stores_detail(ctx: &Ctx, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
+pub(super) fn stores_detail(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<ApiResponse> {
     req.reject_body()?;
     if !ctx.settings.multi_store() {
         return Err(single_store());
@@ -82,7 +88,7 @@ pub fn stores_detail(ctx: &Ctx, req: &mut ApiRequest) -> ApiResult<ApiResponse> 
         ..Target::default()
     };
     ctx.policy
-        .enforce("stores_info_detail", &ctx.caller, &own)?;
+        .enforce(Rule::StoresInfoDetail, &ctx.caller, &own)?;
     Ok(ApiResponse::json(
         StatusCode::OK,
         &json!({"stores": store_entries(ctx, true)}),
@@ -90,22 +96,22 @@ pub fn stores_detail(ctx: &Ctx, req: &mut ApiRequest) -> ApiResult<ApiResponse> 
 }
 
 /// `DELETE /v2/stores/{store}/{image}`: removes the copy in one store.
-pub fn delete_from_store(
+pub(super) fn delete_from_store(
     ctx: &Ctx,
     req: &mut ApiRequest,
-    store: &str,
-    id: &str,
+    p: &Params,
 ) -> ApiResult<ApiResponse> {
+    let (name, id) = (&p["store_id"], &p["image_id"]);
     req.reject_body()?;
     if !ctx.settings.multi_store() {
         return Err(single_store());
     }
-    if !ctx.settings.has(store) {
-        return Err(ApiError::conflict(format!("Store {store} is not enabled.")));
-    }
+    let Some(store) = StoreId::parse(name).filter(|s| ctx.settings.has(*s)) else {
+        return Err(ApiError::conflict(format!("Store {name} is not enabled.")));
+    };
     let access = ctx.access();
     let v = access.load(id)?;
-    access.enforce("delete_image_location", &v)?;
+    access.enforce(Rule::DeleteImageLocation, &v)?;
     if v.image.status != Status::Active {
         return Err(ApiError::conflict(
             "It's not allowed to remove image data from store if image status is not 'active'",
@@ -121,13 +127,16 @@ pub fn delete_from_store(
             "Cannot delete image data from the only store containing it. Consider deleting the image instead.",
         ));
     }
-    modify(ctx, id, None, |img| {
+    ctx.modify(id, None, |img| {
         let before = img.locations.len();
         img.locations.retain(|l| l.url != location.url);
         Ok(img.locations.len() != before)
     })?;
     if let Some(s) = ctx.stores()?.for_location(&location) {
-        let _ = s.delete(&location);
+        if let Err(e) = s.delete(&location) {
+            ctx.ports
+                .log_error(&format!("removing image {id}'s copy in {store}"), e);
+        }
     }
     Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
 }

@@ -19,32 +19,9 @@ impl HttpStore {
     pub fn new(http: Rc<dyn HttpClient>) -> Self {
         HttpStore { http }
     }
-
-    /// The size of the data at `url` (from a HEAD's Content-Length).
-    pub fn size_of(&self, url: &str) -> Result<u64, BlobError> {
-        let resp = self
-            .http
-            .send(OutRequest {
-                method: http::Method::HEAD,
-                url: url.to_string(),
-                headers: Vec::new(),
-                body: Vec::new(),
-            })
-            .map_err(|e| BlobError::Store(e.to_string()))?;
-        if !(200..300).contains(&resp.status) {
-            return Err(BlobError::Missing(format!("{url}: HTTP {}", resp.status)));
-        }
-        resp.header("content-length")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| BlobError::Store(format!("{url}: no Content-Length")))
-    }
 }
 
 impl BlobStore for HttpStore {
-    fn id(&self) -> &str {
-        "http"
-    }
-
     fn writer(&self, _image_id: &str) -> Result<Box<dyn BlobWriter>, BlobError> {
         Err(BlobError::Unsupported("the http store is read-only".into()))
     }

@@ -17,11 +17,62 @@ use serde::{Deserialize, Serialize};
 /// A stream of data chunks, in order.
 pub type ChunkStream = Box<dyn Iterator<Item = std::io::Result<Vec<u8>>>>;
 
+/// The kinds of store, by the id Glance's APIs show (`stores`, `/v2/info/stores`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreId {
+    /// Chunks in a Spin key-value store.
+    Kv,
+    /// Objects in an S3-compatible object store.
+    S3,
+    /// External http(s) locations, read-only.
+    Http,
+}
+
+impl StoreId {
+    /// Every store kind.
+    pub const ALL: [StoreId; 3] = [StoreId::Kv, StoreId::S3, StoreId::Http];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreId::Kv => "kv",
+            StoreId::S3 => "s3",
+            StoreId::Http => "http",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|id| id.as_str() == s)
+    }
+
+    /// What `/v2/info/stores` says about it.
+    pub fn description(self) -> &'static str {
+        match self {
+            StoreId::Kv => "Image data in chunks in a Spin key-value store",
+            StoreId::S3 => "S3-compatible object store",
+            StoreId::Http => "External http(s) locations, read-only",
+        }
+    }
+
+    /// Whether the store only serves data that lives elsewhere.
+    pub fn read_only(self) -> bool {
+        self == StoreId::Http
+    }
+}
+
+impl fmt::Display for StoreId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where one copy of an image's data lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
-    /// Store id (`kv`, `s3`, `http`).
-    pub store: String,
+    /// The store holding it.
+    pub store: StoreId,
     /// Store-specific address (`kv://image_data/<image>/<upload>`, `s3://bucket/key`, `https://...`).
     pub url: String,
     /// Data size in bytes.
@@ -79,11 +130,6 @@ impl ByteRange {
     pub fn len(&self) -> u64 {
         self.last - self.first + 1
     }
-
-    /// A range is never empty; present for clippy's sake.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
 }
 
 /// Writes one image's data. Dropping a writer without [`BlobWriter::finish`]
@@ -100,8 +146,6 @@ pub trait BlobWriter {
 
 /// A place image data can be stored.
 pub trait BlobStore {
-    /// The store id.
-    fn id(&self) -> &str;
     /// Starts writing a new object for `image_id`.
     fn writer(&self, image_id: &str) -> Result<Box<dyn BlobWriter>, BlobError>;
     /// Streams the data at `location`, or a range of it.

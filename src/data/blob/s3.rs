@@ -9,7 +9,9 @@ use std::io::Read;
 use std::rc::Rc;
 
 use crate::data::blob::sigv4::{self, Credentials};
-use crate::data::blob::{BlobError, BlobStore, BlobWriter, ByteRange, ChunkStream, Location};
+use crate::data::blob::{
+    BlobError, BlobStore, BlobWriter, ByteRange, ChunkStream, Location, StoreId,
+};
 use crate::ports::outbound::{HttpClient, OutRequest, OutResponse, OutboundError};
 use crate::timestamp::Timestamp;
 
@@ -37,7 +39,6 @@ pub struct S3Settings {
 /// Image data in an S3 bucket.
 #[derive(Clone)]
 pub struct S3Store {
-    id: String,
     settings: Rc<S3Settings>,
     http: Rc<dyn HttpClient>,
 }
@@ -47,10 +48,9 @@ fn store_err(e: impl std::fmt::Display) -> BlobError {
 }
 
 impl S3Store {
-    /// A store named `id`.
-    pub fn new(id: &str, settings: S3Settings, http: Rc<dyn HttpClient>) -> Self {
+    /// The store over the bucket `settings` name.
+    pub fn new(settings: S3Settings, http: Rc<dyn HttpClient>) -> Self {
         S3Store {
-            id: id.to_string(),
             settings: Rc::new(settings),
             http,
         }
@@ -163,9 +163,7 @@ impl S3Store {
             .url
             .strip_prefix(&format!("s3://{}/", self.settings.bucket))
             .map(str::to_string)
-            .ok_or_else(|| {
-                BlobError::Missing(format!("not an {} location: {}", self.id, location.url))
-            })
+            .ok_or_else(|| BlobError::Missing(format!("not an s3 location: {}", location.url)))
     }
 }
 
@@ -178,10 +176,6 @@ fn xml_value(doc: &str, tag: &str) -> Option<String> {
 }
 
 impl BlobStore for S3Store {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
     fn writer(&self, image_id: &str) -> Result<Box<dyn BlobWriter>, BlobError> {
         Ok(Box::new(S3Writer {
             store: self.clone(),
@@ -358,7 +352,7 @@ impl BlobWriter for S3Writer {
             return Err(e);
         }
         Ok(Location {
-            store: self.store.id.clone(),
+            store: StoreId::S3,
             url: format!("s3://{}/{}", self.store.settings.bucket, self.key),
             size: self.size,
             chunk_size: 0,
@@ -367,6 +361,8 @@ impl BlobWriter for S3Writer {
 
     fn abort(self: Box<Self>) {
         if let Some(id) = &self.upload_id {
+            // Best effort: the bucket's lifecycle rule for incomplete
+            // multipart uploads is the backstop when the abort fails too.
             let _ = self.store.call(
                 http::Method::DELETE,
                 &self.key,
@@ -440,7 +436,7 @@ mod tests {
             failures: std::cell::Cell::new(2),
             bodies: Default::default(),
         });
-        let s = S3Store::new("s3", settings(), flaky.clone());
+        let s = S3Store::new(settings(), flaky.clone());
         let put = s.call_ok(http::Method::PUT, "k", &[], Vec::new(), vec![7; 10]);
         assert_eq!(put.map(|r| r.status).ok(), Some(200));
         assert_eq!(*flaky.bodies.borrow(), vec![vec![7; 10]; 3]);
@@ -453,7 +449,7 @@ mod tests {
     #[test]
     fn addressing() {
         let settings = settings();
-        let s = S3Store::new("s3", settings.clone(), Rc::new(NoHttp));
+        let s = S3Store::new(settings.clone(), Rc::new(NoHttp));
         assert_eq!(
             s.address("id/part 1"),
             (
@@ -463,7 +459,6 @@ mod tests {
             )
         );
         let v = S3Store::new(
-            "s3",
             S3Settings {
                 path_style: false,
                 ..settings

@@ -45,11 +45,6 @@ fn hmac(key: &[u8], data: &str) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Hex sha256 of a body (for signed payloads).
-pub fn payload_hash(body: &[u8]) -> String {
-    hex(&Sha256::digest(body))
-}
-
 /// `YYYYMMDDTHHMMSSZ` of a timestamp.
 pub fn amz_date(t: Timestamp) -> String {
     // Timestamp displays as YYYY-MM-DDTHH:MM:SSZ.

@@ -1,0 +1,274 @@
+//! The images service driven natively through the harness: every handler
+//! without sockets, wasm or a host.
+
+use serde_json::{json, Value};
+
+use crate::api::harness::{as_project, Harness};
+use crate::api::images::handle;
+use crate::data::stores::DATA_LABEL;
+
+const OCTET: (&str, &str) = ("content-type", "application/octet-stream");
+
+fn create(h: &Harness, doc: Value) -> String {
+    let img = h.json(handle, "POST", "/v2/images", &[], &doc).expect(201);
+    img["id"].as_str().expect("id").to_string()
+}
+
+fn raw_image(h: &Harness) -> String {
+    create(
+        h,
+        json!({"name": "r", "disk_format": "raw", "container_format": "bare"}),
+    )
+}
+
+#[test]
+fn create_show_list_patch_delete() {
+    let h = Harness::new();
+    let id = create(
+        &h,
+        json!({"name": "a", "tags": ["t"], "os_distro": "debian"}),
+    );
+    let shown = h
+        .call(handle, "GET", &format!("/v2/images/{id}"), &[], b"")
+        .expect(200);
+    assert_eq!(shown["status"], "queued");
+    assert_eq!(shown["os_distro"], "debian");
+    let list = h
+        .call(handle, "GET", "/v2/images?tag=t", &[], b"")
+        .expect(200);
+    assert_eq!(list["images"].as_array().map(Vec::len), Some(1));
+    let patched = h.call(
+        handle,
+        "PATCH",
+        &format!("/v2/images/{id}"),
+        &[(
+            "content-type",
+            "application/openstack-images-v2.1-json-patch",
+        )],
+        json!([{"op": "replace", "path": "/name", "value": "b"}])
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(patched.expect(200)["name"], "b");
+    h.call(handle, "DELETE", &format!("/v2/images/{id}"), &[], b"")
+        .expect(204);
+    h.call(handle, "GET", &format!("/v2/images/{id}"), &[], b"")
+        .error(404);
+}
+
+#[test]
+fn one_table_gives_dispatch_and_allow() {
+    let h = Harness::new();
+    let r = h.call(handle, "PUT", "/v2/images", &[], b"");
+    r.error(405);
+    assert_eq!(r.header("allow"), Some("GET, POST"));
+    let r = h.call(handle, "POST", "/v2/images/x/tags/y", &[], b"");
+    assert_eq!(r.header("allow"), Some("PUT, DELETE"));
+    h.call(handle, "GET", "/v2/images/x/nothing", &[], b"")
+        .error(404);
+}
+
+#[test]
+fn every_request_is_logged_with_route_status_and_id() {
+    let h = Harness::new();
+    let r = h.call(
+        handle,
+        "GET",
+        "/v2/images/3d8b3ef6-5a2b-4d4c-9a0c-000000000000",
+        &[("x-openstack-request-id", "req-mine")],
+        b"",
+    );
+    r.error(404);
+    let lines = h.log.lines.borrow();
+    let line = lines.last().expect("a log line");
+    assert!(
+        line.starts_with("INFO req-mine GET /v2/images/{image_id} 404 "),
+        "{line}"
+    );
+    assert!(line.ends_with("ms"), "{line}");
+}
+
+#[test]
+fn upload_download_and_ranges() {
+    let h = Harness::new();
+    h.set("kv_chunk_size", "1000");
+    let id = raw_image(&h);
+    let data: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
+    let path = format!("/v2/images/{id}/file");
+    h.call(handle, "PUT", &path, &[OCTET], &data).expect(204);
+    assert_eq!(h.kv.store(DATA_LABEL).map.borrow().len(), 3, "three chunks");
+    let img = h
+        .call(handle, "GET", &format!("/v2/images/{id}"), &[], b"")
+        .expect(200);
+    assert_eq!(
+        (img["status"].as_str(), img["size"].as_u64()),
+        (Some("active"), Some(2500))
+    );
+    let got = h.call(handle, "GET", &path, &[], b"");
+    assert_eq!((got.status, got.body == data), (200, true));
+    let part = h.call(handle, "GET", &path, &[("range", "bytes=999-1000")], b"");
+    assert_eq!(
+        (part.status, part.body.as_slice()),
+        (206, &data[999..=1000])
+    );
+    h.call(handle, "PUT", &path, &[OCTET], &data).error(409);
+}
+
+#[test]
+fn a_failed_upload_returns_the_image_to_queued_and_keeps_nothing() {
+    let h = Harness::new();
+    h.set("kv_chunk_size", "1000");
+    let id = raw_image(&h);
+    *h.kv.store(DATA_LABEL).fail_sets_after.borrow_mut() = Some(1);
+    let r = h.call(
+        handle,
+        "PUT",
+        &format!("/v2/images/{id}/file"),
+        &[OCTET],
+        &[7u8; 5000],
+    );
+    let msg = r.error(503);
+    assert!(
+        !msg.contains("store full"),
+        "backend text stays out of the body: {msg}"
+    );
+    assert!(
+        h.log
+            .lines
+            .borrow()
+            .iter()
+            .any(|l| l.starts_with("ERROR") && l.contains("store full")),
+        "the log has the cause"
+    );
+    let img = h
+        .call(handle, "GET", &format!("/v2/images/{id}"), &[], b"")
+        .expect(200);
+    assert_eq!(img["status"], "queued");
+    assert!(h.kv.store(DATA_LABEL).map.borrow().is_empty());
+}
+
+#[test]
+fn stage_then_glance_direct_import_activates() {
+    let h = Harness::new();
+    let id = raw_image(&h);
+    let data = vec![5u8; 3000];
+    h.call(
+        handle,
+        "PUT",
+        &format!("/v2/images/{id}/stage"),
+        &[OCTET],
+        &data,
+    )
+    .expect(204);
+    let img = h
+        .call(handle, "GET", &format!("/v2/images/{id}"), &[], b"")
+        .expect(200);
+    assert_eq!(img["status"], "uploading");
+    h.json(
+        handle,
+        "POST",
+        &format!("/v2/images/{id}/import"),
+        &[],
+        &json!({"method": {"name": "glance-direct"}}),
+    )
+    .expect(202);
+    // The harness ran the deferred import already.
+    let img = h
+        .call(handle, "GET", &format!("/v2/images/{id}"), &[], b"")
+        .expect(200);
+    assert_eq!(img["status"], "active", "{img}");
+    assert_eq!(img["size"], 3000);
+    let tasks = h
+        .call(handle, "GET", &format!("/v2/images/{id}/tasks"), &[], b"")
+        .expect(200);
+    assert_eq!(tasks["tasks"][0]["status"], "success");
+    assert_eq!(
+        h.call(handle, "GET", &format!("/v2/images/{id}/file"), &[], b"")
+            .body,
+        data
+    );
+}
+
+#[test]
+fn web_download_that_cannot_fetch_fails_its_import_and_task() {
+    let h = Harness::new();
+    let id = raw_image(&h);
+    h.json(
+        handle,
+        "POST",
+        &format!("/v2/images/{id}/import"),
+        &[],
+        &json!({"method": {"name": "web-download", "uri": "https://example.com/x.img"}}),
+    )
+    .expect(202);
+    let img = h
+        .call(handle, "GET", &format!("/v2/images/{id}"), &[], b"")
+        .expect(200);
+    assert_eq!(img["status"], "queued");
+    assert_eq!(img["os_glance_failed_import"], "kv");
+    let tasks = h
+        .call(handle, "GET", &format!("/v2/images/{id}/tasks"), &[], b"")
+        .expect(200);
+    assert_eq!(tasks["tasks"][0]["status"], "failure");
+}
+
+#[test]
+fn tags_actions_and_visibility() {
+    let h = Harness::new();
+    let id = raw_image(&h);
+    h.call(handle, "PUT", &format!("/v2/images/{id}/tags/x"), &[], b"")
+        .expect(204);
+    h.call(
+        handle,
+        "DELETE",
+        &format!("/v2/images/{id}/tags/x"),
+        &[],
+        b"",
+    )
+    .expect(204);
+    h.call(
+        handle,
+        "DELETE",
+        &format!("/v2/images/{id}/tags/x"),
+        &[],
+        b"",
+    )
+    .error(404);
+    let msg = h
+        .call(
+            handle,
+            "POST",
+            &format!("/v2/images/{id}/actions/deactivate"),
+            &[],
+            b"",
+        )
+        .error(403);
+    assert_eq!(msg, "Not allowed to deactivate image in status 'queued'");
+    h.call(
+        handle,
+        "PUT",
+        &format!("/v2/images/{id}/file"),
+        &[OCTET],
+        b"abc",
+    )
+    .expect(204);
+    h.call(
+        handle,
+        "POST",
+        &format!("/v2/images/{id}/actions/deactivate"),
+        &[],
+        b"",
+    )
+    .expect(204);
+    let other = as_project("someone-else", "member");
+    h.call(handle, "GET", &format!("/v2/images/{id}"), &other, b"")
+        .error(404);
+    h.call(
+        handle,
+        "POST",
+        &format!("/v2/images/{id}/actions/reactivate"),
+        &[],
+        b"",
+    )
+    .expect(204);
+}

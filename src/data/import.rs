@@ -1,0 +1,376 @@
+//! The import worker: moves an accepted import's data into its stores after
+//! the 202 has been sent, and records progress, the outcome and its task.
+//!
+//! Progress is visible in `os_glance_importing_to_stores`, failures in
+//! `os_glance_failed_import`. Every change of the image goes through
+//! [`ImageRepo::modify`] and the image's own transitions.
+
+use serde_json::json;
+
+use crate::data::blob::{BlobError, BlobStore, ChunkStream, Location, StoreId};
+use crate::data::receive::{self, ReceiveRules};
+use crate::data::stores::Stores;
+use crate::db::images::{ImageRepo, Modified};
+use crate::db::tasks::TaskRepo;
+use crate::error::ApiError;
+use crate::image::{DataFacts, Image, Status};
+use crate::ports::{OutRequest, Ports, StoreError};
+use crate::settings::StoreSettings;
+use crate::timestamp::Timestamp;
+
+/// Stores an import is still writing to.
+pub(crate) const IMPORTING: &str = "os_glance_importing_to_stores";
+/// Stores an import failed to write to.
+pub(crate) const FAILED: &str = "os_glance_failed_import";
+
+/// An import the service carries out after answering 202.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    /// The image.
+    pub image_id: String,
+    /// Where the data comes from.
+    pub method: Method,
+    /// The stores to write, in order.
+    pub stores: Vec<StoreId>,
+    /// Whether one failing store fails the import.
+    pub all_must_succeed: bool,
+    /// The task recording this import.
+    pub task_id: String,
+}
+
+/// An import method and what it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Method {
+    /// The data staged with `PUT /stage`.
+    GlanceDirect,
+    /// Data fetched from this URL.
+    WebDownload(String),
+    /// The image's existing data, copied into more stores.
+    CopyImage,
+}
+
+/// Carries out an import after the 202 was sent, and records the outcome in its task.
+pub(crate) fn run(ports: &Ports, job: Job) {
+    let tasks = TaskRepo::new(ports.db);
+    let repo = match ImageRepo::open(ports.db) {
+        Ok(r) => r,
+        Err(e) => return ports.log_error(&format!("import of image {}", job.image_id), e),
+    };
+    if let Err(e) = tasks.begin(&job.task_id) {
+        ports.log_error(&format!("starting task {}", job.task_id), e);
+    }
+    let outcome = (|| {
+        let settings = StoreSettings::load(ports.vars).map_err(|e| e.to_string())?;
+        let stores =
+            Stores::open(settings, ports.kv, ports.http.clone()).map_err(|e| e.to_string())?;
+        let img = match repo.get(&job.image_id) {
+            Ok(Some(img)) => img,
+            _ => return Err(format!("Image {} not found", job.image_id)),
+        };
+        let worker = Worker {
+            ports,
+            repo: &repo,
+            stores: &stores,
+            job: &job,
+        };
+        worker.run(img)
+    })();
+    if let Err(e) = tasks.finish(
+        &job.task_id,
+        outcome.map(|()| json!({"image_id": job.image_id})),
+    ) {
+        ports.log_error(&format!("finishing task {}", job.task_id), e);
+    }
+}
+
+struct Worker<'a> {
+    ports: &'a Ports<'a>,
+    repo: &'a ImageRepo<'a>,
+    stores: &'a Stores,
+    job: &'a Job,
+}
+
+impl Worker<'_> {
+    /// Imports into every store; Err says why the import failed.
+    fn run(&self, img: Image) -> Result<(), String> {
+        let mut written: Vec<Location> = Vec::new();
+        let mut failed: Vec<StoreId> = Vec::new();
+        let mut facts: Option<DataFacts> = None;
+        let mut why = String::new();
+        // A failure that ends the import is recorded together with the image's
+        // return to `queued`, so a client polling the image never sees the
+        // failure while it still says `importing`.
+        let mut ending_failure: Option<StoreId> = None;
+        let last = self.job.stores.len().saturating_sub(1);
+        for (i, &store_id) in self.job.stores.iter().enumerate() {
+            match self.import_into(&img, store_id, &written, &mut facts) {
+                Ok(loc) => {
+                    written.push(loc);
+                    self.progress(store_id, false);
+                }
+                Err(e) => {
+                    why = format!("Import to store {store_id} failed: {e}");
+                    failed.push(store_id);
+                    let ends = self.job.all_must_succeed || (i == last && written.is_empty());
+                    if ends {
+                        ending_failure = Some(store_id);
+                        break;
+                    }
+                    self.progress(store_id, true);
+                }
+            }
+        }
+        let success = !written.is_empty() && (failed.is_empty() || !self.job.all_must_succeed);
+        if success {
+            if self.finish(&img, written, facts) {
+                Ok(())
+            } else {
+                Err("The image could not be saved".into())
+            }
+        } else {
+            self.fail(&img, written, ending_failure);
+            Err(why)
+        }
+    }
+
+    /// Streams the data into one store; the first store gets it from the
+    /// source, later ones from the first copy.
+    fn import_into(
+        &self,
+        img: &Image,
+        store_id: StoreId,
+        written: &[Location],
+        facts: &mut Option<DataFacts>,
+    ) -> Result<Location, String> {
+        let store = self.stores.get(store_id).ok_or("store unavailable")?;
+        let declared = img.disk_format.as_deref().unwrap_or("raw");
+        if let Some(first) = written.first() {
+            return self.copy(self.source_of(first)?, first, store);
+        }
+        match &self.job.method {
+            Method::CopyImage => {
+                let from = img.locations.first().ok_or("image has no data")?;
+                self.copy(self.source_of(from)?, from, store)
+            }
+            Method::GlanceDirect => {
+                let staged = img.staged.as_ref().ok_or("nothing staged")?;
+                let virtual_size = match &staged.inspection {
+                    Some(ins) => ins.verdict(declared).map_err(|e| e.to_string())?,
+                    None => None,
+                };
+                *facts = Some(DataFacts {
+                    size: staged.location.size,
+                    checksum: staged.checksum.clone(),
+                    os_hash_value: staged.os_hash_value.clone(),
+                    os_hash_algo: receive::HASH_ALGO,
+                    virtual_size,
+                });
+                if store_id == StoreId::Kv {
+                    // The staging area lives in the same key-value store:
+                    // adopt the staged chunks instead of copying them.
+                    return Ok(staged.location.clone());
+                }
+                self.copy(self.stores.staging(), &staged.location, store)
+            }
+            Method::WebDownload(uri) => {
+                let mut resp = self
+                    .ports
+                    .http
+                    .send(OutRequest {
+                        method: http::Method::GET,
+                        url: uri.clone(),
+                        headers: Vec::new(),
+                        body: Vec::new(),
+                    })
+                    .map_err(|e| e.to_string())?;
+                if !(200..300).contains(&resp.status) {
+                    return Err(format!("{uri}: HTTP {}", resp.status));
+                }
+                let settings = self.stores.settings();
+                let too_large =
+                    format!("The image is larger than {} bytes", settings.image_size_cap);
+                let rules = ReceiveRules {
+                    disk_format: Some(declared),
+                    inspect: img.container_format.as_deref() == Some("bare"),
+                    max_bytes: settings.image_size_cap,
+                    too_large: &too_large,
+                    expected_size: None,
+                };
+                let writer = store.writer(&img.id).map_err(|e| e.to_string())?;
+                let got = receive::receive(&mut resp.body, writer, &rules)
+                    .map_err(|e| ApiError::from(e).message)?;
+                *facts = Some(got.facts());
+                Ok(got.location)
+            }
+        }
+    }
+
+    fn source_of(&self, loc: &Location) -> Result<&dyn BlobStore, String> {
+        self.stores
+            .for_location(loc)
+            .ok_or_else(|| format!("store {} unavailable", loc.store))
+    }
+
+    fn copy(
+        &self,
+        from: &dyn BlobStore,
+        loc: &Location,
+        to: &dyn BlobStore,
+    ) -> Result<Location, String> {
+        let chunks: ChunkStream = from.read(loc, None).map_err(|e| e.to_string())?;
+        let mut writer = to.writer(&self.job.image_id).map_err(|e| e.to_string())?;
+        for chunk in chunks {
+            let res = chunk
+                .map_err(|e| BlobError::Store(e.to_string()))
+                .and_then(|c| writer.write(&c));
+            if let Err(e) = res {
+                writer.abort();
+                return Err(e.to_string());
+            }
+        }
+        writer.finish().map_err(|e| e.to_string())
+    }
+
+    /// Moves `store_id` from the importing list to done or failed.
+    fn progress(&self, store_id: StoreId, failed: bool) {
+        self.update("recording import progress", |img| {
+            record_progress(img, store_id, failed);
+            Ok(())
+        });
+    }
+
+    /// Records the data on the image and makes it active; false if that could not be saved.
+    fn finish(&self, original: &Image, written: Vec<Location>, facts: Option<DataFacts>) -> bool {
+        let copy = self.job.method == Method::CopyImage;
+        let adopted_staging = written.iter().any(|l| {
+            original
+                .staged
+                .as_ref()
+                .is_some_and(|s| s.location.url == l.url)
+        });
+        let saved = self.update("activating an imported image", |img| {
+            if copy {
+                img.locations.extend(written.iter().cloned());
+                return Ok(());
+            }
+            let facts = facts
+                .as_ref()
+                .ok_or("the import learnt nothing about the data")?;
+            let mut locations = img.locations.clone();
+            locations.extend(written.iter().cloned());
+            img.activate(facts, locations).map_err(|t| t.to_string())
+        });
+        if !saved {
+            self.discard(&written);
+            return false;
+        }
+        if let (Some(staged), false) = (&original.staged, adopted_staging) {
+            self.delete(&staged.location, "removing staged data after an import");
+        }
+        true
+    }
+
+    /// Undoes a failed import; `failed_store`, if any, is recorded as failed
+    /// in the same update.
+    fn fail(&self, original: &Image, written: Vec<Location>, failed_store: Option<StoreId>) {
+        self.discard(&written);
+        let copy = self.job.method == Method::CopyImage;
+        self.update("returning a failed import to queued", |img| {
+            if let Some(store_id) = failed_store {
+                record_progress(img, store_id, true);
+            }
+            if !copy && img.status == Status::Importing {
+                img.reset_to_queued().map_err(|t| t.to_string())?;
+            }
+            Ok(())
+        });
+        if !copy {
+            if let Some(staged) = &original.staged {
+                self.delete(
+                    &staged.location,
+                    "removing staged data after a failed import",
+                );
+            }
+        }
+    }
+
+    fn discard(&self, written: &[Location]) {
+        for loc in written {
+            self.delete(loc, "removing the data of a failed import");
+        }
+    }
+
+    /// Deletes `loc`, logging a failure (`context` says why it was deleted).
+    fn delete(&self, loc: &Location, context: &str) {
+        if let Some(s) = self.stores.for_location(loc) {
+            if let Err(e) = s.delete(loc) {
+                self.ports.log_error(context, e);
+            }
+        }
+    }
+
+    /// Changes the image with [`ImageRepo::modify`]; false (and logged) if
+    /// that failed. `context` says what the change is for.
+    fn update(
+        &self,
+        context: &str,
+        mut change: impl FnMut(&mut Image) -> Result<(), String>,
+    ) -> bool {
+        let outcome = self
+            .repo
+            .modify(&self.job.image_id, Timestamp::now(), |img| {
+                change(img).map_err(Failure::Refused)?;
+                Ok::<_, Failure>(true)
+            });
+        let why = match outcome {
+            Ok(Modified::Done(_)) => return true,
+            Ok(Modified::Gone) => "the image is gone".to_string(),
+            Ok(Modified::Busy) => "the image kept changing".to_string(),
+            Err(Failure::Refused(e)) => e,
+            Err(Failure::Store(e)) => e.to_string(),
+        };
+        self.ports
+            .log_error(&format!("{context} ({})", self.job.image_id), why);
+        false
+    }
+}
+
+/// Why a worker's change was not saved.
+enum Failure {
+    Refused(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(e: &str) -> Self {
+        Failure::Refused(e.to_string())
+    }
+}
+
+/// Moves `store_id` from the image's importing list to done, or to failed.
+fn record_progress(img: &mut Image, store_id: StoreId, failed: bool) {
+    let mut importing = store_list(img, IMPORTING);
+    importing.retain(|s| s != store_id.as_str());
+    img.properties.insert(IMPORTING.into(), importing.join(","));
+    if failed {
+        let mut f = store_list(img, FAILED);
+        f.push(store_id.to_string());
+        img.properties.insert(FAILED.into(), f.join(","));
+    }
+}
+
+/// The store ids of a comma-separated image property.
+fn store_list(img: &Image, property: &str) -> Vec<String> {
+    img.properties.get(property).map_or_else(Vec::new, |v| {
+        v.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+}
