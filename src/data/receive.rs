@@ -7,7 +7,7 @@ use md5::{Digest, Md5};
 use sha2::Sha512;
 
 use crate::data::blob::{BlobError, BlobWriter, ByteRange, Location};
-use crate::data::inspect::{self, FormatError, FormatInspector, Inspection};
+use crate::data::inspect::{self, Format, FormatError, FormatInspector, Inspection};
 use crate::error::ApiError;
 
 /// Bytes read from the request body per step.
@@ -44,13 +44,8 @@ impl From<&Inspection> for InspectionRecord {
 impl InspectionRecord {
     /// Glance's verdict for `declared` on the recorded inspection.
     pub fn verdict(&self, declared: &str) -> Result<Option<u64>, FormatError> {
-        let format = inspect::FORMATS
-            .iter()
-            .copied()
-            .find(|f| *f == self.format)
-            .unwrap_or("raw");
         let inspection = Inspection {
-            format,
+            format: Format::parse(&self.format).unwrap_or(Format::Raw),
             virtual_size: self.virtual_size,
             actual_size: self.actual_size,
             unsafe_reasons: self.unsafe_reasons.clone(),

@@ -30,13 +30,9 @@
 
 use std::fmt;
 
-/// Every format name [`FormatInspector::finish`] can report, in oslo's order
-/// (which is also the order used when listing several matches). These are also
-/// the formats oslo can inspect: declaring any other disk format (`ami`, `aki`,
-/// `ari`, `ploop`, ...) is accepted for data that looks raw.
-pub const FORMATS: &[&str] = &[
-    "raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi", "qed", "iso", "gpt", "luks",
-];
+mod format;
+
+pub use format::Format;
 
 /// Bytes kept from the start of the stream: enough for every fixed header,
 /// the ISO primary volume descriptor (32 KiB + 2 KiB) and the VHDX region
@@ -115,10 +111,10 @@ pub struct FormatInspector {
 /// What the inspector found once the stream ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inspection {
-    /// The detected format, named as Glance names disk formats: one of
-    /// [`FORMATS`] (`raw` when nothing else matched). When several formats
-    /// matched this is the first of them and `unsafe_reasons` says so.
-    pub format: &'static str,
+    /// The detected format ([`Format::Raw`] when nothing else matched). When
+    /// several formats matched this is the first of them and `unsafe_reasons`
+    /// says so.
+    pub format: Format,
     /// Virtual (guest-visible) size when the format records it (for `raw` and
     /// `gpt`, the byte count).
     pub virtual_size: Option<u64>,
@@ -141,7 +137,7 @@ pub enum FormatError {
         /// The image's `disk_format`.
         declared: String,
         /// The format the data is really in.
-        detected: &'static str,
+        detected: Format,
     },
     /// The detected format failed a safety check (or could not be judged:
     /// several formats matched, truncated structures). Holds the reasons; the
@@ -189,14 +185,15 @@ pub fn verdict(declared: &str, inspection: &Inspection) -> Result<Option<u64>, F
         return Err(FormatError::Unsafe(multiple.clone()));
     }
     let detected = inspection.format;
-    let virtual_size = if detected == declared {
+    let declared_format = Format::parse(declared);
+    let virtual_size = if declared_format == Some(detected) {
         if let Some(r) = reasons.iter().find(|r| r.ends_with(UNREADABLE)) {
             return Err(FormatError::Unsafe(r.clone()));
         }
         inspection.virtual_size
-    } else if detected == "raw" && !FORMATS.contains(&declared) {
+    } else if detected == Format::Raw && declared_format.is_none() {
         None
-    } else if declared == "raw" {
+    } else if declared_format == Some(Format::Raw) {
         Some(inspection.actual_size)
     } else {
         return Err(FormatError::Mismatch {
@@ -218,7 +215,7 @@ pub fn verdict(declared: &str, inspection: &Inspection) -> Result<Option<u64>, F
         let fatal = failures
             .iter()
             .any(|r| !(lenient_mbr && r.starts_with(GPT_MBR_CHECK)));
-        if detected != "gpt" || fatal {
+        if detected != Format::Gpt || fatal {
             return Err(FormatError::Unsafe(failures.join("; ")));
         }
     }
@@ -227,6 +224,12 @@ pub fn verdict(declared: &str, inspection: &Inspection) -> Result<Option<u64>, F
 
 /// Prefix of the reasons the GPT/MBR partition-table check records.
 const GPT_MBR_CHECK: &str = "gpt mbr";
+
+/// The formats' names, comma-separated.
+fn join(formats: &[Format]) -> String {
+    let names: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
+    names.join(",")
+}
 
 impl Default for FormatInspector {
     fn default() -> Self {
@@ -268,7 +271,7 @@ impl FormatInspector {
         // answer should that ever not hold.
         let actual_size = self.pos;
         self.snapshot(true).unwrap_or(Inspection {
-            format: "raw",
+            format: Format::Raw,
             virtual_size: Some(actual_size),
             actual_size,
             unsafe_reasons: Vec::new(),
@@ -302,9 +305,10 @@ impl FormatInspector {
     /// final (more may follow), so a refusal drawn from it stands.
     fn snapshot(&self, finished: bool) -> Option<Inspection> {
         let mut matched = Vec::new();
-        for &name in &FORMATS[1..] {
-            match self.status(name, finished) {
-                Tri::Yes => matched.push(name),
+        // Raw is what matches when nothing else does.
+        for format in &Format::ALL[1..] {
+            match self.status(*format, finished) {
+                Tri::Yes => matched.push(*format),
                 Tri::No => {}
                 Tri::Pending => return None,
             }
@@ -312,20 +316,20 @@ impl FormatInspector {
         let chosen = match matched.as_slice() {
             [] => {
                 return Some(Inspection {
-                    format: "raw",
+                    format: Format::Raw,
                     virtual_size: Some(self.pos),
                     actual_size: self.pos,
                     unsafe_reasons: Vec::new(),
                 })
             }
             [one] => *one,
-            ["iso", "gpt"] => "iso",
+            [Format::Iso, Format::Gpt] => Format::Iso,
             several => {
                 return Some(Inspection {
                     format: several[0],
                     virtual_size: None,
                     actual_size: self.pos,
-                    unsafe_reasons: vec![format!("{MULTIPLE}{}", several.join(","))],
+                    unsafe_reasons: vec![format!("{MULTIPLE}{}", join(several))],
                 })
             }
         };
@@ -338,16 +342,16 @@ impl FormatInspector {
         })
     }
 
-    /// Whether format `name` matches the data (final unless `Pending`).
-    fn status(&self, name: &str, finished: bool) -> Tri {
-        match name {
-            "qcow2" => self.magic(0, QCOW2_MAGIC, SECTOR, finished),
-            "qed" => self.magic(0, QED_MAGIC, SECTOR, finished),
-            "vhd" => self.magic(0, VHD_MAGIC, VHD_MAGIC.len(), finished),
-            "vhdx" => self.magic(0, VHDX_MAGIC, VHDX_MAGIC.len(), finished),
-            "luks" => self.magic(0, LUKS_MAGIC, LUKS_MAGIC.len(), finished),
-            "vdi" => self.magic(VDI_MAGIC_AT, VDI_MAGIC, SECTOR, finished),
-            "iso" => {
+    /// Whether `format` matches the data (final unless `Pending`).
+    fn status(&self, format: Format, finished: bool) -> Tri {
+        match format {
+            Format::Qcow2 => self.magic(0, QCOW2_MAGIC, SECTOR, finished),
+            Format::Qed => self.magic(0, QED_MAGIC, SECTOR, finished),
+            Format::Vhd => self.magic(0, VHD_MAGIC, VHD_MAGIC.len(), finished),
+            Format::Vhdx => self.magic(0, VHDX_MAGIC, VHDX_MAGIC.len(), finished),
+            Format::Luks => self.magic(0, LUKS_MAGIC, LUKS_MAGIC.len(), finished),
+            Format::Vdi => self.magic(VDI_MAGIC_AT, VDI_MAGIC, SECTOR, finished),
+            Format::Iso => {
                 let all = ISO_MAGICS
                     .map(|m| self.magic(ISO_PVD_AT + 1, m, ISO_PVD_AT + ISO_PVD_LEN, finished));
                 if all.contains(&Tri::Yes) {
@@ -358,7 +362,7 @@ impl FormatInspector {
                     Tri::Pending
                 }
             }
-            "gpt" => {
+            Format::Gpt => {
                 if self.pos >= SECTOR as u64 {
                     Tri::from(gpt_match(&self.head.data))
                 } else if finished {
@@ -367,8 +371,8 @@ impl FormatInspector {
                     Tri::Pending
                 }
             }
-            "vmdk" => self.vmdk.status(&self.head.data, finished),
-            _ => Tri::No,
+            Format::Vmdk => self.vmdk.status(&self.head.data, finished),
+            Format::Raw => Tri::No,
         }
     }
 
@@ -389,7 +393,7 @@ impl FormatInspector {
     }
 
     /// Virtual size and failed checks of the matched format `name`.
-    fn details(&self, name: &str, finished: bool) -> (Option<u64>, Vec<String>) {
+    fn details(&self, name: Format, finished: bool) -> (Option<u64>, Vec<String>) {
         let head = &self.head.data;
         let incomplete = |complete: Completion, reasons: Vec<String>| -> Vec<String> {
             match complete {
@@ -400,22 +404,22 @@ impl FormatInspector {
             }
         };
         match name {
-            "qcow2" => (be64(head, 24), qcow2_checks(head)),
-            "qed" => (
+            Format::Qcow2 => (be64(head, 24), qcow2_checks(head)),
+            Format::Qed => (
                 Some(self.pos),
                 vec!["qed banned: this file format is not allowed".into()],
             ),
-            "vhd" => {
+            Format::Vhd => {
                 if head.len() >= SECTOR {
                     (be64(head, 40), Vec::new())
                 } else {
                     (None, incomplete(Completion::Pending, Vec::new()))
                 }
             }
-            "vdi" => (le64(head, 0x170), Vec::new()),
-            "iso" => (iso_virtual_size(head), Vec::new()),
-            "gpt" => (Some(self.pos), gpt_checks(head)),
-            "luks" => {
+            Format::Vdi => (le64(head, 0x170), Vec::new()),
+            Format::Iso => (iso_virtual_size(head), Vec::new()),
+            Format::Gpt => (Some(self.pos), gpt_checks(head)),
+            Format::Luks => {
                 // payload offset: big-endian u32 at 104, in 512-byte sectors.
                 let virtual_size = be32(head, 104)
                     .and_then(|sectors| self.pos.checked_sub(u64::from(sectors) * 512));
@@ -437,7 +441,7 @@ impl FormatInspector {
                 }
                 (virtual_size, reasons)
             }
-            "vhdx" => {
+            Format::Vhdx => {
                 let (virtual_size, unreadable) = self.vhdx.virtual_size();
                 let complete = if self.pos < (VHDX_REGION_TABLE_AT + VHDX_REGION_TABLE_LEN) as u64 {
                     Completion::Pending
@@ -450,7 +454,7 @@ impl FormatInspector {
                 }
                 (virtual_size, reasons)
             }
-            "vmdk" => {
+            Format::Vmdk => {
                 let (virtual_size, reasons, complete, unreadable) =
                     self.vmdk.details(&self.tail, self.pos, finished);
                 let mut reasons = incomplete(complete, reasons);
@@ -459,7 +463,7 @@ impl FormatInspector {
                 }
                 (virtual_size, reasons)
             }
-            _ => (None, Vec::new()),
+            Format::Raw => (None, Vec::new()),
         }
     }
 
@@ -1349,20 +1353,25 @@ mod tests {
     #[test]
     fn detects_qemu_images_with_their_virtual_size() {
         let dir = Scratch::new("formats");
-        let cases: &[(&str, &[&str], &str, &str)] = &[
+        let cases: &[(&str, &[&str], &str, Format)] = &[
             (
                 "a.qcow2",
                 &["-f", "qcow2", "a.qcow2", "64M"],
                 "qcow2",
-                "qcow2",
+                Format::Qcow2,
             ),
             (
                 "b.qcow2",
                 &["-f", "qcow2", "-o", "compat=0.10", "b.qcow2", "1G"],
                 "qcow2",
-                "qcow2",
+                Format::Qcow2,
             ),
-            ("c.vmdk", &["-f", "vmdk", "c.vmdk", "100M"], "vmdk", "vmdk"),
+            (
+                "c.vmdk",
+                &["-f", "vmdk", "c.vmdk", "100M"],
+                "vmdk",
+                Format::Vmdk,
+            ),
             (
                 "d.vmdk",
                 &[
@@ -1374,12 +1383,17 @@ mod tests {
                     "300M",
                 ],
                 "vmdk",
-                "vmdk",
+                Format::Vmdk,
             ),
-            ("e.vhd", &["-f", "vpc", "e.vhd", "10M"], "vpc", "vhd"),
-            ("f.vhdx", &["-f", "vhdx", "f.vhdx", "100M"], "vhdx", "vhdx"),
-            ("g.vdi", &["-f", "vdi", "g.vdi", "50M"], "vdi", "vdi"),
-            ("h.raw", &["-f", "raw", "h.raw", "3M"], "raw", "raw"),
+            ("e.vhd", &["-f", "vpc", "e.vhd", "10M"], "vpc", Format::Vhd),
+            (
+                "f.vhdx",
+                &["-f", "vhdx", "f.vhdx", "100M"],
+                "vhdx",
+                Format::Vhdx,
+            ),
+            ("g.vdi", &["-f", "vdi", "g.vdi", "50M"], "vdi", Format::Vdi),
+            ("h.raw", &["-f", "raw", "h.raw", "3M"], "raw", Format::Raw),
             (
                 "i.luks",
                 &[
@@ -1393,7 +1407,7 @@ mod tests {
                     "4M",
                 ],
                 "luks",
-                "luks",
+                Format::Luks,
             ),
         ];
         for (name, args, qemu_format, glance_format) in cases {
@@ -1410,7 +1424,7 @@ mod tests {
                 inspection.unsafe_reasons
             );
             assert_eq!(
-                verdict(glance_format, &inspection),
+                verdict(glance_format.as_str(), &inspection),
                 Ok(Some(virtual_size)),
                 "{name}"
             );
@@ -1426,14 +1440,14 @@ mod tests {
         // is what the volume descriptor records for this image.
         let (_, qemu_size) = qemu_info(&dir.path("a.iso"));
         let inspection = inspect_all(&data);
-        assert_eq!(inspection.format, "iso");
+        assert_eq!(inspection.format, Format::Iso);
         assert_eq!(inspection.virtual_size, Some(qemu_size));
         assert_eq!(verdict("iso", &inspection), Ok(Some(40 * 2048)));
         assert_eq!(
             verdict("qcow2", &inspection),
             Err(FormatError::Mismatch {
                 declared: "qcow2".into(),
-                detected: "iso"
+                detected: Format::Iso
             })
         );
         // A bigger volume than the upload: the descriptor wins.
@@ -1447,7 +1461,7 @@ mod tests {
         let mut data = iso_image(40);
         data[..512].copy_from_slice(&protective_mbr());
         let inspection = inspect_all(&data);
-        assert_eq!(inspection.format, "iso");
+        assert_eq!(inspection.format, Format::Iso);
         assert_eq!(verdict("iso", &inspection), Ok(Some(40 * 2048)));
         // Even an MBR that would fail its own check: only the ISO is judged.
         data[..512].copy_from_slice(&mbr(&[(0x7f, [1, 1, 0], 0x83, 2048)]));
@@ -1458,7 +1472,7 @@ mod tests {
     fn random_bytes_are_raw() {
         let data = random_bytes(300_000, 7);
         let inspection = inspect_all(&data);
-        assert_eq!(inspection.format, "raw");
+        assert_eq!(inspection.format, Format::Raw);
         assert_eq!(inspection.virtual_size, Some(300_000));
         assert!(inspection.unsafe_reasons.is_empty());
         assert_eq!(verdict("raw", &inspection), Ok(Some(300_000)));
@@ -1472,7 +1486,7 @@ mod tests {
             err,
             FormatError::Mismatch {
                 declared: "qcow2".into(),
-                detected: "raw"
+                detected: Format::Raw
             }
         );
         assert_eq!(
@@ -1498,7 +1512,7 @@ mod tests {
             verdict("ami", &inspection),
             Err(FormatError::Mismatch {
                 declared: "ami".into(),
-                detected: "qcow2"
+                detected: Format::Qcow2
             })
         );
     }
@@ -1508,7 +1522,7 @@ mod tests {
         let dir = Scratch::new("rawqcow");
         let data = make_image(&dir, "a.qcow2", &["-f", "qcow2", "a.qcow2", "5G"]);
         let inspection = inspect_all(&data);
-        assert_eq!(inspection.format, "qcow2");
+        assert_eq!(inspection.format, Format::Qcow2);
         assert_eq!(inspection.virtual_size, Some(5 << 30));
         assert_eq!(verdict("raw", &inspection), Ok(Some(data.len() as u64)));
     }
@@ -1531,7 +1545,7 @@ mod tests {
             ],
         );
         let inspection = inspect_all(&data);
-        assert_eq!(inspection.format, "qcow2");
+        assert_eq!(inspection.format, Format::Qcow2);
         assert_eq!(inspection.virtual_size, Some(16 << 20));
         assert_eq!(
             inspection.unsafe_reasons,
@@ -1556,7 +1570,7 @@ mod tests {
             &["-f", "qcow2", "-o", "data_file=a.data", "a.qcow2", "32M"],
         );
         let inspection = inspect_all(&data);
-        assert_eq!(inspection.format, "qcow2");
+        assert_eq!(inspection.format, Format::Qcow2);
         assert!(inspection
             .unsafe_reasons
             .contains(&"qcow2 data file".to_string()));
@@ -1596,7 +1610,7 @@ mod tests {
                     err,
                     FormatError::Mismatch {
                         declared: "qcow2".into(),
-                        detected: "raw"
+                        detected: Format::Raw
                     }
                 );
                 refused_at = Some((i + 1) * 1024);
@@ -1716,7 +1730,7 @@ mod tests {
         let inspection = inspector.finish();
         assert_eq!(
             (inspection.format, inspection.actual_size),
-            ("raw", 64 << 20)
+            (Format::Raw, 64 << 20)
         );
 
         // Text keeps the VMDK descriptor capture open (up to 1 MiB).
@@ -1761,7 +1775,7 @@ mod tests {
         );
         let flat = std::fs::read(dir.path("flat.vmdk")).expect("read");
         let inspection = inspect_all(&flat);
-        assert_eq!(inspection.format, "vmdk");
+        assert_eq!(inspection.format, Format::Vmdk);
         assert!(verdict("vmdk", &inspection).is_err());
         assert!(verdict("raw", &inspection).is_err());
 
@@ -1779,7 +1793,7 @@ mod tests {
         );
         let split = std::fs::read(dir.path("split.vmdk")).expect("read");
         let inspection = inspect_all(&split);
-        assert_eq!(inspection.format, "vmdk");
+        assert_eq!(inspection.format, Format::Vmdk);
         assert!(unsafe_err(verdict("vmdk", &inspection)).contains("unsupported subformat"));
         let extent = std::fs::read(dir.path("split-s001.vmdk")).expect("read");
         assert!(verdict("vmdk", &inspect_all(&extent)).is_err());
@@ -1823,7 +1837,7 @@ mod tests {
         stream.extend_from_slice(&header);
         stream.extend_from_slice(&[0u8; 512]);
         let inspection = inspect_all(&stream);
-        assert_eq!(inspection.format, "vmdk");
+        assert_eq!(inspection.format, Format::Vmdk);
         assert_eq!(verdict("vmdk", &inspection), Ok(Some(8 << 20)));
 
         let last = stream.len() - 1;
@@ -1842,7 +1856,7 @@ mod tests {
             &["-f", "vpc", "-o", "subformat=fixed", "f.vhd", "2M"],
         );
         let inspection = inspect_all(&data);
-        assert_eq!(inspection.format, "raw");
+        assert_eq!(inspection.format, Format::Raw);
         assert_eq!(verdict("raw", &inspection), Ok(Some(data.len() as u64)));
     }
 
@@ -1851,7 +1865,7 @@ mod tests {
         let mut disk = protective_mbr();
         disk.resize(200_000, 0);
         let inspection = inspect_all(&disk);
-        assert_eq!(inspection.format, "gpt");
+        assert_eq!(inspection.format, Format::Gpt);
         assert!(inspection.unsafe_reasons.is_empty());
         assert_eq!(verdict("raw", &inspection), Ok(Some(200_000)));
         assert_eq!(verdict("gpt", &inspection), Ok(Some(200_000)));
@@ -1860,14 +1874,14 @@ mod tests {
             verdict("aki", &inspection),
             Err(FormatError::Mismatch {
                 declared: "aki".into(),
-                detected: "gpt"
+                detected: Format::Gpt
             })
         );
 
         let mut bad = mbr(&[(0x81, [1, 1, 0], 0x83, 2048)]);
         bad.resize(10_000, 0);
         let inspection = inspect_all(&bad);
-        assert_eq!(inspection.format, "gpt");
+        assert_eq!(inspection.format, Format::Gpt);
         assert!(unsafe_err(verdict("raw", &inspection)).contains("invalid boot flag"));
 
         let mut empty = mbr(&[]);
@@ -1888,13 +1902,13 @@ mod tests {
         fat[0x10] = 2;
         fat[0x15] = 0xf8;
         fat.resize(10_000, 0);
-        assert_eq!(inspect_all(&fat).format, "raw");
+        assert_eq!(inspect_all(&fat).format, Format::Raw);
     }
 
     #[test]
     fn gpt_mbr_failures_are_fatal_for_disk_declarations() {
         let inspection = Inspection {
-            format: "gpt",
+            format: Format::Gpt,
             virtual_size: Some(4096),
             actual_size: 4096,
             unsafe_reasons: vec![format!("{GPT_MBR_CHECK}: MBR PTE 0 has invalid boot flag")],
@@ -1910,7 +1924,7 @@ mod tests {
             verdict("aki", &inspection),
             Err(FormatError::Mismatch {
                 declared: "aki".into(),
-                detected: "gpt"
+                detected: Format::Gpt
             })
         );
     }
@@ -1933,7 +1947,7 @@ mod tests {
         let dir = Scratch::new("qed");
         let data = make_image(&dir, "a.qed", &["-f", "qed", "a.qed", "10M"]);
         let inspection = inspect_all(&data);
-        assert_eq!(inspection.format, "qed");
+        assert_eq!(inspection.format, Format::Qed);
         assert!(verdict("qed", &inspection).is_err());
         assert!(verdict("raw", &inspection).is_err());
     }
@@ -1941,36 +1955,36 @@ mod tests {
     #[test]
     fn truncated_headers() {
         let empty = inspect_all(&[]);
-        assert_eq!(empty.format, "raw");
+        assert_eq!(empty.format, Format::Raw);
         assert_eq!(verdict("raw", &empty), Ok(None));
 
         // A VHD whose 512-byte footer copy is cut short.
         let mut vhd = b"conectix".to_vec();
         vhd.resize(100, 0);
         let inspection = inspect_all(&vhd);
-        assert_eq!(inspection.format, "vhd");
+        assert_eq!(inspection.format, Format::Vhd);
         let err = verdict("vhd", &inspection).unwrap_err();
         assert_eq!(err.to_string(), "Incomplete file cannot be safety checked");
 
         // A qcow2 magic without a whole header is not a qcow2.
         let inspection = inspect_all(b"QFI\xfb\x00\x00\x00\x03");
-        assert_eq!(inspection.format, "raw");
+        assert_eq!(inspection.format, Format::Raw);
 
         // Nor is a VHDX whose metadata lies beyond the end.
         let dir = Scratch::new("trunc");
         let data = make_image(&dir, "a.vhdx", &["-f", "vhdx", "a.vhdx", "10M"]);
         let inspection = inspect_all(&data[..1 << 20]);
-        assert_eq!(inspection.format, "vhdx");
+        assert_eq!(inspection.format, Format::Vhdx);
         assert!(verdict("vhdx", &inspection).is_err());
     }
 
     #[test]
     fn format_names_round_trip() {
-        for name in FORMATS {
-            assert!(FORMATS.iter().filter(|f| *f == name).count() == 1);
+        for name in &Format::ALL {
+            assert!(Format::ALL.iter().filter(|f| *f == name).count() == 1);
         }
         let dir = Scratch::new("names");
         let data = make_image(&dir, "a.vdi", &["-f", "vdi", "a.vdi", "1M"]);
-        assert!(FORMATS.contains(&inspect_all(&data).format));
+        assert!(Format::ALL.contains(&inspect_all(&data).format));
     }
 }
