@@ -31,8 +31,10 @@
 use std::fmt;
 
 mod format;
+mod reason;
 
 pub use format::Format;
+pub use reason::{MbrProblem, Reason, VmdkDescriptorProblem, VmdkFooterProblem};
 
 /// Bytes kept from the start of the stream: enough for every fixed header,
 /// the ISO primary volume descriptor (32 KiB + 2 KiB) and the VHDX region
@@ -82,15 +84,6 @@ const VHDX_VDS_GUID: [u8; 16] = [
     0x24, 0x42, 0xa5, 0x2f, 0x1b, 0xcd, 0x76, 0x48, 0xb2, 0x11, 0x5d, 0xbe, 0xd8, 0x3b, 0xf4, 0xb8,
 ];
 
-/// Reason recorded when several formats matched (Glance's own wording).
-const MULTIPLE: &str = "Multiple formats detected: ";
-/// Suffix of the reason recorded when the detected format's structures end
-/// before the stream does (Glance: "Incomplete file cannot be safety checked").
-const INCOMPLETE: &str = "incomplete file cannot be safety checked";
-/// Suffix of the reason recorded when the detected format's virtual size
-/// cannot be read (Glance: "Image format inspection failed").
-const UNREADABLE: &str = "virtual size cannot be read";
-
 /// Streaming format detector.
 ///
 /// Fed every chunk of an upload in order ([`FormatInspector::feed`], any chunk
@@ -120,12 +113,11 @@ pub struct Inspection {
     pub virtual_size: Option<u64>,
     /// Bytes seen.
     pub actual_size: u64,
-    /// Failed safety checks of the detected format, e.g. "qcow2 backing file",
-    /// "qcow2 data file"; empty = safe. Also records why the data cannot be
-    /// judged at all (several formats matched, the format's structures are
-    /// truncated, its virtual size is unreadable); [`verdict`] knows which is
-    /// which.
-    pub unsafe_reasons: Vec<String>,
+    /// Failed safety checks of the detected format, e.g.
+    /// [`Reason::Qcow2BackingFile`]; empty = safe. Also records why the data
+    /// cannot be judged at all ([`Reason::Multiple`], [`Reason::Incomplete`],
+    /// [`Reason::Unreadable`]).
+    pub unsafe_reasons: Vec<Reason>,
 }
 
 /// Why data is refused (the API answers 415 or 400 — the caller decides).
@@ -140,9 +132,10 @@ pub enum FormatError {
         detected: Format,
     },
     /// The detected format failed a safety check (or could not be judged:
-    /// several formats matched, truncated structures). Holds the reasons; the
+    /// several formats matched, truncated structures). Holds the reasons: the
+    /// one why the data cannot be judged, or every failed check. The
     /// `Display` text is Glance's message for the case.
-    Unsafe(String),
+    Unsafe(Vec<Reason>),
 }
 
 impl fmt::Display for FormatError {
@@ -154,14 +147,14 @@ impl fmt::Display for FormatError {
                     "Image disk_format {declared} does not match stream data {detected}"
                 )
             }
-            FormatError::Unsafe(reason) if reason.starts_with(MULTIPLE) => f.write_str(reason),
-            FormatError::Unsafe(reason) if reason.ends_with(INCOMPLETE) => {
-                f.write_str("Incomplete file cannot be safety checked")
-            }
-            FormatError::Unsafe(reason) if reason.ends_with(UNREADABLE) => {
-                f.write_str("Image format inspection failed")
-            }
-            FormatError::Unsafe(_) => f.write_str("Image failed safety checks"),
+            FormatError::Unsafe(reasons) => match reasons.as_slice() {
+                [Reason::Multiple(_), ..] => f.write_str(&join(reasons)),
+                [.., Reason::Incomplete(_)] => {
+                    f.write_str("Incomplete file cannot be safety checked")
+                }
+                [.., Reason::Unreadable(_)] => f.write_str("Image format inspection failed"),
+                _ => f.write_str("Image failed safety checks"),
+            },
         }
     }
 }
@@ -181,14 +174,15 @@ impl std::error::Error for FormatError {}
 /// not count is accepted. A zero virtual size is left unset, as Glance does.
 pub fn verdict(declared: &str, inspection: &Inspection) -> Result<Option<u64>, FormatError> {
     let reasons = &inspection.unsafe_reasons;
-    if let Some(multiple) = reasons.iter().find(|r| r.starts_with(MULTIPLE)) {
-        return Err(FormatError::Unsafe(multiple.clone()));
+    let only = |r: &Reason| Err(FormatError::Unsafe(vec![r.clone()]));
+    if let Some(multiple) = reasons.iter().find(|r| matches!(r, Reason::Multiple(_))) {
+        return only(multiple);
     }
     let detected = inspection.format;
     let declared_format = Format::parse(declared);
     let virtual_size = if declared_format == Some(detected) {
-        if let Some(r) = reasons.iter().find(|r| r.ends_with(UNREADABLE)) {
-            return Err(FormatError::Unsafe(r.clone()));
+        if let Some(r) = reasons.iter().find(|r| matches!(r, Reason::Unreadable(_))) {
+            return only(r);
         }
         inspection.virtual_size
     } else if detected == Format::Raw && declared_format.is_none() {
@@ -201,34 +195,31 @@ pub fn verdict(declared: &str, inspection: &Inspection) -> Result<Option<u64>, F
             detected,
         });
     };
-    if let Some(r) = reasons.iter().find(|r| r.ends_with(INCOMPLETE)) {
-        return Err(FormatError::Unsafe(r.clone()));
+    if let Some(r) = reasons.iter().find(|r| matches!(r, Reason::Incomplete(_))) {
+        return only(r);
     }
-    let failures: Vec<&str> = reasons
+    let failures: Vec<Reason> = reasons
         .iter()
-        .map(String::as_str)
-        .filter(|r| !r.ends_with(UNREADABLE))
+        .filter(|r| !matches!(r, Reason::Unreadable(_)))
+        .cloned()
         .collect();
     if !failures.is_empty() {
         // Kernel and ramdisk images may carry an intentionally invalid MBR.
         let lenient_mbr = matches!(declared, "aki" | "ari");
         let fatal = failures
             .iter()
-            .any(|r| !(lenient_mbr && r.starts_with(GPT_MBR_CHECK)));
+            .any(|r| !(lenient_mbr && matches!(r, Reason::GptMbr(_))));
         if detected != Format::Gpt || fatal {
-            return Err(FormatError::Unsafe(failures.join("; ")));
+            return Err(FormatError::Unsafe(failures));
         }
     }
     Ok(virtual_size.filter(|&v| v > 0))
 }
 
-/// Prefix of the reasons the GPT/MBR partition-table check records.
-const GPT_MBR_CHECK: &str = "gpt mbr";
-
-/// The formats' names, comma-separated.
-fn join(formats: &[Format]) -> String {
-    let names: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();
-    names.join(",")
+/// The reasons' texts, `; `-separated.
+fn join(reasons: &[Reason]) -> String {
+    let texts: Vec<String> = reasons.iter().map(Reason::to_string).collect();
+    texts.join("; ")
 }
 
 impl Default for FormatInspector {
@@ -329,7 +320,7 @@ impl FormatInspector {
                     format: several[0],
                     virtual_size: None,
                     actual_size: self.pos,
-                    unsafe_reasons: vec![format!("{MULTIPLE}{}", join(several))],
+                    unsafe_reasons: vec![Reason::Multiple(several.to_vec())],
                 })
             }
         };
@@ -393,22 +384,19 @@ impl FormatInspector {
     }
 
     /// Virtual size and failed checks of the matched format `name`.
-    fn details(&self, name: Format, finished: bool) -> (Option<u64>, Vec<String>) {
+    fn details(&self, name: Format, finished: bool) -> (Option<u64>, Vec<Reason>) {
         let head = &self.head.data;
-        let incomplete = |complete: Completion, reasons: Vec<String>| -> Vec<String> {
+        let incomplete = |complete: Completion, reasons: Vec<Reason>| -> Vec<Reason> {
             match complete {
                 Completion::Done => reasons,
-                Completion::Never => vec![format!("{name} {INCOMPLETE}")],
-                Completion::Pending if finished => vec![format!("{name} {INCOMPLETE}")],
+                Completion::Never => vec![Reason::Incomplete(name)],
+                Completion::Pending if finished => vec![Reason::Incomplete(name)],
                 Completion::Pending => reasons,
             }
         };
         match name {
             Format::Qcow2 => (be64(head, 24), qcow2_checks(head)),
-            Format::Qed => (
-                Some(self.pos),
-                vec!["qed banned: this file format is not allowed".into()],
-            ),
+            Format::Qed => (Some(self.pos), vec![Reason::QedBanned]),
             Format::Vhd => {
                 if head.len() >= SECTOR {
                     (be64(head, 40), Vec::new())
@@ -430,14 +418,12 @@ impl FormatInspector {
                 };
                 let mut reasons = Vec::new();
                 if let Some(version) = be16(head, 6).filter(|&v| v != 1) {
-                    reasons.push(format!(
-                        "luks version: LUKS version {version} is not supported"
-                    ));
+                    reasons.push(Reason::LuksVersion(version));
                 }
                 let mut reasons = incomplete(complete, reasons);
                 // oslo reads the size from the first 168 header bytes.
                 if finished && head.len() < LUKS_SIZE_FIELDS_END {
-                    reasons.push(format!("luks {UNREADABLE}"));
+                    reasons.push(Reason::Unreadable(Format::Luks));
                 }
                 (virtual_size, reasons)
             }
@@ -450,7 +436,7 @@ impl FormatInspector {
                 };
                 let mut reasons = incomplete(complete, Vec::new());
                 if unreadable {
-                    reasons.push(format!("vhdx {UNREADABLE}"));
+                    reasons.push(Reason::Unreadable(Format::Vhdx));
                 }
                 (virtual_size, reasons)
             }
@@ -459,7 +445,7 @@ impl FormatInspector {
                     self.vmdk.details(&self.tail, self.pos, finished);
                 let mut reasons = incomplete(complete, reasons);
                 if unreadable {
-                    reasons.push(format!("vmdk {UNREADABLE}"));
+                    reasons.push(Reason::Unreadable(Format::Vmdk));
                 }
                 (virtual_size, reasons)
             }
@@ -594,24 +580,24 @@ fn le64(b: &[u8], at: usize) -> Option<u64> {
 /// oslo's qcow2 checks on the first 512 bytes: backing file, external data
 /// file, and incompatible features beyond those it knows (bits 0-3), or a
 /// version other than 2 and 3.
-fn qcow2_checks(header: &[u8]) -> Vec<String> {
+fn qcow2_checks(header: &[u8]) -> Vec<Reason> {
     let mut reasons = Vec::new();
     if be64(header, 8).unwrap_or(0) != 0 {
-        reasons.push("qcow2 backing file".to_string());
+        reasons.push(Reason::Qcow2BackingFile);
     }
     // Incompatible feature bits, big-endian u64 at 0x48; bit 2 = external data file.
     let features = be64(header, 0x48).unwrap_or(0);
     if features & 0x04 != 0 {
-        reasons.push("qcow2 data file".to_string());
+        reasons.push(Reason::Qcow2DataFile);
     }
     match be32(header, 4) {
         Some(2) => {}
         Some(3) => {
             if features & !0x0f != 0 {
-                reasons.push("qcow2 unknown features".to_string());
+                reasons.push(Reason::Qcow2UnknownFeatures);
             }
         }
-        _ => reasons.push("qcow2 unsupported version".to_string()),
+        _ => reasons.push(Reason::Qcow2UnsupportedVersion),
     }
     reasons
 }
@@ -638,14 +624,14 @@ fn gpt_match(head: &[u8]) -> bool {
 }
 
 /// oslo's MBR partition table check (one failure at most, like oslo).
-fn gpt_checks(head: &[u8]) -> Vec<String> {
-    let fail = |why: String| vec![format!("{GPT_MBR_CHECK}: {why}")];
+fn gpt_checks(head: &[u8]) -> Vec<Reason> {
+    let fail = |why: MbrProblem| vec![Reason::GptMbr(why)];
     let mut used = Vec::new();
     let mut protective = false;
     for i in 0..4 {
         let pte = &head[446 + 16 * i..446 + 16 * (i + 1)];
         if pte[0] != 0x00 && pte[0] != 0x80 {
-            return fail(format!("MBR PTE {i} has invalid boot flag"));
+            return fail(MbrProblem::InvalidBootFlag(i as u8));
         }
         let os_type = pte[4];
         if os_type != 0 {
@@ -654,18 +640,18 @@ fn gpt_checks(head: &[u8]) -> Vec<String> {
         if os_type == 0xee {
             protective = true;
             if pte[1..4] != [0x00, 0x02, 0x00] {
-                return fail("GPT MBR has invalid start CHS".into());
+                return fail(MbrProblem::InvalidStartChs);
             }
             if le32(pte, 8) != Some(1) {
-                return fail("GPT MBR has invalid start LBA".into());
+                return fail(MbrProblem::InvalidStartLba);
             }
         }
     }
     if protective && used != [0] {
-        return fail("GPT MBR defines invalid extra partitions".into());
+        return fail(MbrProblem::ExtraPartitions);
     }
     if used.is_empty() {
-        return fail("GPT MBR has no partitions defined".into());
+        return fail(MbrProblem::NoPartitions);
     }
     Vec::new()
 }
@@ -684,7 +670,7 @@ enum VmdkState {
     Truncated,
     /// A "KDMV" header oslo refuses to parse (bad version, descriptor
     /// elsewhere than sector 1): it still counts as VMDK and fails its check.
-    Broken(&'static str),
+    Broken(VmdkDescriptorProblem),
     /// A hosted sparse extent: header then embedded descriptor.
     Sparse {
         header: [u8; VMDK_MIN_HEADER],
@@ -831,14 +817,18 @@ impl Vmdk {
         tail: &[u8],
         pos: u64,
         finished: bool,
-    ) -> (Option<u64>, Vec<String>, Completion, bool) {
-        let descriptor_fail = |why: &str| vec![format!("vmdk descriptor: {why}")];
+    ) -> (Option<u64>, Vec<Reason>, Completion, bool) {
         match &self.state {
             VmdkState::Pending | VmdkState::Truncated => {
                 (None, Vec::new(), Completion::Pending, false)
             }
             VmdkState::NotVmdk => (None, Vec::new(), Completion::Done, false),
-            VmdkState::Broken(why) => (None, descriptor_fail(why), Completion::Done, false),
+            VmdkState::Broken(why) => (
+                None,
+                vec![Reason::VmdkDescriptor(why.clone())],
+                Completion::Done,
+                false,
+            ),
             VmdkState::Sparse {
                 header,
                 sectors,
@@ -869,7 +859,7 @@ impl Vmdk {
                     Completion::Never
                 } else {
                     if let Err(why) = footer_check(header, &tail[tail.len() - TAIL_LEN..]) {
-                        reasons.push(format!("vmdk footer: {why}"));
+                        reasons.push(Reason::VmdkFooter(why));
                     }
                     Completion::Done
                 };
@@ -912,11 +902,11 @@ fn parse_sparse_header(head: &[u8], sources: &[(u64, &[u8])]) -> VmdkState {
     let field = |at| le64(&header, at).unwrap_or(0);
     let version = le32(&header, 4).unwrap_or(0);
     if !(1..=3).contains(&version) {
-        return VmdkState::Broken("unsupported sparse header version");
+        return VmdkState::Broken(VmdkDescriptorProblem::UnsupportedHeaderVersion);
     }
     let footer = field(56) == VMDK_GD_AT_END;
     if field(28).checked_mul(512) != Some(VMDK_DESC_OFFSET) {
-        return VmdkState::Broken("wrong descriptor location");
+        return VmdkState::Broken(VmdkDescriptorProblem::WrongLocation);
     }
     let size = field(36).saturating_mul(512).min(VMDK_DESC_MAX as u64) as usize;
     let mut descriptor = Capture::new(VMDK_DESC_OFFSET, size);
@@ -967,14 +957,16 @@ fn parse_descriptor(data: &[u8]) -> Descriptor {
 
 /// oslo's cautious descriptor check: a sparse createType, only comment,
 /// `ddb`, `key=value` and extent lines, extents without paths, at least one.
-fn descriptor_checks(parsed: &Descriptor) -> Vec<String> {
-    let fail = |why: &str| vec![format!("vmdk descriptor: {why}")];
+fn descriptor_checks(parsed: &Descriptor) -> Vec<Reason> {
+    let fail = |why: VmdkDescriptorProblem| vec![Reason::VmdkDescriptor(why)];
     let text = match parsed.text.as_deref() {
         Some(t) if !t.is_empty() => t,
-        _ => return fail("no descriptor found"),
+        _ => return fail(VmdkDescriptorProblem::NotFound),
     };
     if !VMDK_SPARSE_TYPES.contains(&parsed.create_type.as_str()) {
-        return fail(&format!("unsupported subformat {:?}", parsed.create_type));
+        return fail(VmdkDescriptorProblem::UnsupportedSubformat(
+            parsed.create_type.clone(),
+        ));
     }
     let mut extents = Vec::new();
     for line in text.split('\n').map(|l| l.trim_matches(is_py_space)) {
@@ -991,39 +983,39 @@ fn descriptor_checks(parsed: &Descriptor) -> Vec<String> {
         if ["rw", "rdonly", "noaccess"].contains(&first) {
             extents.push(line);
         } else {
-            return fail("invalid VMDK descriptor data");
+            return fail(VmdkDescriptorProblem::InvalidData);
         }
     }
     if extents.iter().any(|e| e.contains('/')) {
-        return fail("invalid extent filenames found");
+        return fail(VmdkDescriptorProblem::ExtentFilenames);
     }
     if extents.is_empty() {
-        return fail("no extents found");
+        return fail(VmdkDescriptorProblem::NoExtents);
     }
     Vec::new()
 }
 
 /// oslo's check of a streamOptimized footer (`tail` = the last 1536 bytes:
 /// footer marker, footer header, end-of-stream marker).
-fn footer_check(header: &[u8], tail: &[u8]) -> Result<(), &'static str> {
+fn footer_check(header: &[u8], tail: &[u8]) -> Result<(), VmdkFooterProblem> {
     let footer = &tail[512..512 + VMDK_MIN_HEADER];
     let u32_at = |b: &[u8], at| le32(b, at).unwrap_or(0);
     let u64_at = |b: &[u8], at| le64(b, at).unwrap_or(0);
     if header[..4] != footer[..4] {
-        return Err("header and footer signature do not match");
+        return Err(VmdkFooterProblem::SignatureMismatch);
     }
     if u32_at(header, 4) != u32_at(footer, 4) {
-        return Err("header and footer versions do not match");
+        return Err(VmdkFooterProblem::VersionMismatch);
     }
     if u64_at(header, 28) != u64_at(footer, 28) || u64_at(header, 36) != u64_at(footer, 36) {
-        return Err("footer specifies a different descriptor than header");
+        return Err(VmdkFooterProblem::DescriptorMismatch);
     }
     if u64_at(footer, 56) == VMDK_GD_AT_END {
-        return Err("footer indicates another footer");
+        return Err(VmdkFooterProblem::AnotherFooter);
     }
     let marker = &tail[..512];
     if u32_at(marker, 8) != 0 || u32_at(marker, 12) != 3 || marker[16..].iter().any(|&b| b != 0) {
-        return Err("footer marker is invalid");
+        return Err(VmdkFooterProblem::InvalidMarker);
     }
     let eos = &tail[1024..];
     if u64_at(eos, 0) != 0
@@ -1031,7 +1023,7 @@ fn footer_check(header: &[u8], tail: &[u8]) -> Result<(), &'static str> {
         || u32_at(eos, 12) != 0
         || eos[16..].iter().any(|&b| b != 0)
     {
-        return Err("end-of-stream marker is invalid");
+        return Err(VmdkFooterProblem::InvalidEndOfStream);
     }
     Ok(())
 }
@@ -1345,7 +1337,7 @@ mod tests {
 
     fn unsafe_err(result: Result<Option<u64>, FormatError>) -> String {
         match result {
-            Err(FormatError::Unsafe(reason)) => reason,
+            Err(FormatError::Unsafe(reasons)) => join(&reasons),
             other => panic!("expected an unsafe refusal, got {other:?}"),
         }
     }
@@ -1547,12 +1539,9 @@ mod tests {
         let inspection = inspect_all(&data);
         assert_eq!(inspection.format, Format::Qcow2);
         assert_eq!(inspection.virtual_size, Some(16 << 20));
-        assert_eq!(
-            inspection.unsafe_reasons,
-            vec!["qcow2 backing file".to_string()]
-        );
+        assert_eq!(inspection.unsafe_reasons, vec![Reason::Qcow2BackingFile]);
         let err = verdict("qcow2", &inspection).unwrap_err();
-        assert_eq!(err, FormatError::Unsafe("qcow2 backing file".into()));
+        assert_eq!(err, FormatError::Unsafe(vec![Reason::Qcow2BackingFile]));
         assert_eq!(err.to_string(), "Image failed safety checks");
         // Declaring raw does not make it safe.
         assert_eq!(
@@ -1571,9 +1560,7 @@ mod tests {
         );
         let inspection = inspect_all(&data);
         assert_eq!(inspection.format, Format::Qcow2);
-        assert!(inspection
-            .unsafe_reasons
-            .contains(&"qcow2 data file".to_string()));
+        assert!(inspection.unsafe_reasons.contains(&Reason::Qcow2DataFile));
         assert!(unsafe_err(verdict("qcow2", &inspection)).contains("qcow2 data file"));
     }
 
@@ -1588,14 +1575,14 @@ mod tests {
         let inspection = inspect_all(&data);
         assert_eq!(
             inspection.unsafe_reasons,
-            vec!["qcow2 unknown features".to_string()]
+            vec![Reason::Qcow2UnknownFeatures]
         );
         // qcow1 shares the magic and is refused as an unsupported version.
         let mut v1 = data.clone();
         v1[4..8].copy_from_slice(&1u32.to_be_bytes());
         assert!(inspect_all(&v1)
             .unsafe_reasons
-            .contains(&"qcow2 unsupported version".to_string()));
+            .contains(&Reason::Qcow2UnsupportedVersion));
     }
 
     #[test]
@@ -1662,7 +1649,7 @@ mod tests {
         inspector.feed(&data[..64 * 1024]);
         assert_eq!(
             inspector.early_refusal("qcow2"),
-            Some(FormatError::Unsafe("qcow2 backing file".into()))
+            Some(FormatError::Unsafe(vec![Reason::Qcow2BackingFile]))
         );
         assert!(inspector.early_refusal("vmdk").is_some());
     }
@@ -1911,7 +1898,7 @@ mod tests {
             format: Format::Gpt,
             virtual_size: Some(4096),
             actual_size: 4096,
-            unsafe_reasons: vec![format!("{GPT_MBR_CHECK}: MBR PTE 0 has invalid boot flag")],
+            unsafe_reasons: vec![Reason::GptMbr(MbrProblem::InvalidBootFlag(0))],
         };
         assert_eq!(
             verdict("raw", &inspection).unwrap_err().to_string(),
