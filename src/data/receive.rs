@@ -7,7 +7,7 @@ use md5::{Digest, Md5};
 use sha2::Sha512;
 
 use crate::data::blob::{BlobError, BlobWriter, ByteRange, Location};
-use crate::data::inspect::{self, FormatError, FormatInspector, Inspection};
+use crate::data::inspect::{self, Format, FormatError, FormatInspector, Inspection, Reason};
 use crate::image::DataFacts;
 
 /// Bytes read from the request body per step.
@@ -26,7 +26,8 @@ pub struct InspectionRecord {
     pub virtual_size: Option<u64>,
     /// Bytes inspected.
     pub actual_size: u64,
-    /// Failed safety checks.
+    /// Failed safety checks, as their texts (read back with [`Reason::parse`]:
+    /// a text it does not know still counts as a failed check).
     pub unsafe_reasons: Vec<String>,
 }
 
@@ -36,7 +37,7 @@ impl From<&Inspection> for InspectionRecord {
             format: i.format.to_string(),
             virtual_size: i.virtual_size,
             actual_size: i.actual_size,
-            unsafe_reasons: i.unsafe_reasons.clone(),
+            unsafe_reasons: i.unsafe_reasons.iter().map(Reason::to_string).collect(),
         }
     }
 }
@@ -44,16 +45,15 @@ impl From<&Inspection> for InspectionRecord {
 impl InspectionRecord {
     /// Glance's verdict for `declared` on the recorded inspection.
     pub fn verdict(&self, declared: &str) -> Result<Option<u64>, FormatError> {
-        let format = inspect::FORMATS
-            .iter()
-            .copied()
-            .find(|f| *f == self.format)
-            .unwrap_or("raw");
         let inspection = Inspection {
-            format,
+            format: Format::parse(&self.format).unwrap_or(Format::Raw),
             virtual_size: self.virtual_size,
             actual_size: self.actual_size,
-            unsafe_reasons: self.unsafe_reasons.clone(),
+            unsafe_reasons: self
+                .unsafe_reasons
+                .iter()
+                .map(|r| Reason::parse(r))
+                .collect(),
         };
         inspect::verdict(declared, &inspection)
     }
@@ -376,6 +376,42 @@ mod tests {
         let err = receive(&mut &data[..], store.writer("i").unwrap(), &r).unwrap_err();
         assert!(matches!(err, ReceiveError::SizeMismatch(_)));
         assert!(kv.map.borrow().is_empty());
+    }
+
+    #[test]
+    fn inspection_records_keep_formats_and_reasons_as_text() {
+        let inspection = Inspection {
+            format: Format::Qcow2,
+            virtual_size: Some(1 << 20),
+            actual_size: 4096,
+            unsafe_reasons: vec![Reason::Qcow2BackingFile],
+        };
+        let record = InspectionRecord::from(&inspection);
+        assert_eq!(
+            serde_json::to_value(&record).unwrap(),
+            serde_json::json!({
+                "format": "qcow2",
+                "virtual_size": 1 << 20,
+                "actual_size": 4096,
+                "unsafe_reasons": ["qcow2 backing file"],
+            })
+        );
+        assert_eq!(
+            record.verdict("qcow2"),
+            inspect::verdict("qcow2", &inspection)
+        );
+        // A stored reason this version does not give still fails the image.
+        let stored = InspectionRecord {
+            unsafe_reasons: vec!["some future check".into()],
+            ..record
+        };
+        let err = stored.verdict("qcow2").unwrap_err();
+        assert_eq!(err.to_string(), "Image failed safety checks");
+        let clean = InspectionRecord {
+            unsafe_reasons: Vec::new(),
+            ..stored
+        };
+        assert_eq!(clean.verdict("qcow2"), Ok(Some(1 << 20)));
     }
 
     #[test]
