@@ -26,3 +26,4 @@ pub(crate) mod image;
 pub mod ports;
 pub mod settings;
 pub(crate) mod timestamp;
+mod wire_enum;

@@ -13,7 +13,7 @@ use crate::data::stores::Stores;
 use crate::db::images::{ImageRepo, Modified};
 use crate::db::tasks::TaskRepo;
 use crate::error::ApiError;
-use crate::image::{DataFacts, Image, Status};
+use crate::image::{ContainerFormat, DataFacts, DiskFormat, Image, Status};
 use crate::ports::{OutRequest, Ports, StoreError};
 use crate::settings::StoreSettings;
 use crate::timestamp::Timestamp;
@@ -143,7 +143,7 @@ impl Worker<'_> {
         facts: &mut Option<DataFacts>,
     ) -> Result<Location, String> {
         let store = self.stores.get(store_id).ok_or("store unavailable")?;
-        let declared = img.disk_format.as_deref().unwrap_or("raw");
+        let declared = img.disk_format.unwrap_or(DiskFormat::Raw);
         if let Some(first) = written.first() {
             return self.copy(self.source_of(first)?, first, store);
         }
@@ -155,7 +155,7 @@ impl Worker<'_> {
             Method::GlanceDirect => {
                 let staged = img.staged.as_ref().ok_or("nothing staged")?;
                 let virtual_size = match &staged.inspection {
-                    Some(ins) => ins.verdict(declared).map_err(|e| e.to_string())?,
+                    Some(ins) => ins.verdict(declared.as_str()).map_err(|e| e.to_string())?,
                     None => None,
                 };
                 *facts = Some(DataFacts {
@@ -191,7 +191,7 @@ impl Worker<'_> {
                     format!("The image is larger than {} bytes", settings.image_size_cap);
                 let rules = ReceiveRules {
                     disk_format: Some(declared),
-                    inspect: img.container_format.as_deref() == Some("bare"),
+                    inspect: img.container_format == Some(ContainerFormat::Bare),
                     max_bytes: settings.image_size_cap,
                     too_large: &too_large,
                     expected_size: None,

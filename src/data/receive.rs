@@ -8,7 +8,7 @@ use sha2::Sha512;
 
 use crate::data::blob::{BlobError, BlobWriter, ByteRange, Location};
 use crate::data::inspect::{self, Format, FormatError, FormatInspector, Inspection, Reason};
-use crate::image::DataFacts;
+use crate::image::{DataFacts, DiskFormat};
 
 /// Bytes read from the request body per step.
 const READ_SIZE: usize = 1 << 20;
@@ -108,7 +108,7 @@ pub enum ReceiveError {
 pub struct ReceiveRules<'a> {
     /// The image's declared disk format; None while it may still change
     /// (staging): the data is inspected but judged later.
-    pub disk_format: Option<&'a str>,
+    pub disk_format: Option<DiskFormat>,
     /// Inspect the data (Glance does for container_format `bare`).
     pub inspect: bool,
     /// Most bytes accepted, and the message when exceeded.
@@ -150,7 +150,10 @@ pub fn receive(
         sha.update(data);
         if let Some(ins) = inspector.as_mut() {
             ins.feed(data);
-            if let Some(refusal) = rules.disk_format.and_then(|f| ins.early_refusal(f)) {
+            if let Some(refusal) = rules
+                .disk_format
+                .and_then(|f| ins.early_refusal(f.as_str()))
+            {
                 return fail(writer, ReceiveError::Format(refusal));
             }
         }
@@ -170,7 +173,7 @@ pub fn receive(
     }
     let inspection = inspector.map(FormatInspector::finish);
     let virtual_size = match (&inspection, rules.disk_format) {
-        (Some(ins), Some(declared)) => match inspect::verdict(declared, ins) {
+        (Some(ins), Some(declared)) => match inspect::verdict(declared.as_str(), ins) {
             Ok(v) => v,
             Err(e) => return fail(writer, ReceiveError::Format(e)),
         },
@@ -311,7 +314,7 @@ mod tests {
 
     fn rules(max: u64) -> ReceiveRules<'static> {
         ReceiveRules {
-            disk_format: Some("raw"),
+            disk_format: Some(DiskFormat::Raw),
             inspect: true,
             max_bytes: max,
             too_large: "too large",
@@ -420,7 +423,7 @@ mod tests {
         let store = KvStore::new("image_data", kv.clone(), 1000);
         let data = vec![3u8; 100_000];
         let mut r = rules(1 << 20);
-        r.disk_format = Some("qcow2");
+        r.disk_format = Some(DiskFormat::Qcow2);
         let err = receive(&mut &data[..], store.writer("i").unwrap(), &r).unwrap_err();
         match err {
             ReceiveError::Format(f) => {

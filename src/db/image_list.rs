@@ -163,8 +163,8 @@ fn sort_value(img: &Image, key: &str) -> SqlValue {
     match key {
         "name" => text(&img.name),
         "status" => img.status.as_str().into(),
-        "container_format" => text(&img.container_format),
-        "disk_format" => text(&img.disk_format),
+        "container_format" => text(&img.container_format.map(|f| f.as_str().to_string())),
+        "disk_format" => text(&img.disk_format.map(|f| f.as_str().to_string())),
         "size" => SqlValue::Integer(img.size.unwrap_or(0)),
         "id" => img.id.clone().into(),
         "created_at" => img.created_at.to_string().into(),

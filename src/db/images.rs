@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::db::migrations;
-use crate::image::{Image, Status, Visibility};
+use crate::image::{ContainerFormat, DiskFormat, Image, Status, Visibility};
 use crate::ports::{Database, Rows, SqlValue, StoreError};
 use crate::timestamp::Timestamp;
 
@@ -202,8 +202,8 @@ fn row_values(img: &Image) -> Vec<SqlValue> {
         img.virtual_size.into(),
         img.min_disk.into(),
         img.min_ram.into(),
-        img.disk_format.clone().into(),
-        img.container_format.clone().into(),
+        img.disk_format.map(DiskFormat::as_str).into(),
+        img.container_format.map(ContainerFormat::as_str).into(),
         img.created_at.to_string().into(),
         img.updated_at.to_string().into(),
         serde_json::to_string(&img.tags)
@@ -255,8 +255,8 @@ fn image_from_row(r: &[SqlValue]) -> Result<Image, StoreError> {
         virtual_size: int(11),
         min_disk: int(12).unwrap_or(0),
         min_ram: int(13).unwrap_or(0),
-        disk_format: text(14),
-        container_format: text(15),
+        disk_format: text(14).and_then(|s| DiskFormat::parse(&s)),
+        container_format: text(15).and_then(|s| ContainerFormat::parse(&s)),
         created_at: ts(16)?,
         updated_at: ts(17)?,
         tags: text(18)

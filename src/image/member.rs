@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::timestamp::Timestamp;
+use crate::wire_enum::wire_enum;
 
 /// A project's membership of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,37 +20,15 @@ pub struct Member {
     pub updated_at: Timestamp,
 }
 
-/// Where a membership stands: the member project decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberStatus {
-    /// Shared, not yet answered; the image is not listed for the member by default.
-    Pending,
-    /// The member lists the image.
-    Accepted,
-    /// The member declined it.
-    Rejected,
-}
-
-impl MemberStatus {
-    /// Every status.
-    pub const ALL: [MemberStatus; 3] = [
-        MemberStatus::Pending,
-        MemberStatus::Accepted,
-        MemberStatus::Rejected,
-    ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberStatus::Pending => "pending",
-            MemberStatus::Accepted => "accepted",
-            MemberStatus::Rejected => "rejected",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.as_str() == s)
+wire_enum! {
+    /// Where a membership stands: the member project decides.
+    pub enum MemberStatus {
+        /// Shared, not yet answered; the image is not listed for the member by default.
+        Pending = "pending",
+        /// The member lists the image.
+        Accepted = "accepted",
+        /// The member declined it.
+        Rejected = "rejected",
     }
 }
 

@@ -16,42 +16,69 @@ use serde_json::{Map, Value};
 
 use crate::data::blob::Location;
 use crate::timestamp::Timestamp;
+use crate::wire_enum::wire_enum;
 
-/// Who may see an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Visibility {
-    /// Everyone, listed for everyone.
-    Public,
-    /// Everyone by id; listed only when asked for.
-    Community,
-    /// The owner and projects it is shared with.
-    Shared,
-    /// The owner only.
-    Private,
+wire_enum! {
+    /// Who may see an image, in schema order.
+    pub enum Visibility {
+        /// Everyone by id; listed only when asked for.
+        Community = "community",
+        /// Everyone, listed for everyone.
+        Public = "public",
+        /// The owner only.
+        Private = "private",
+        /// The owner and projects it is shared with.
+        Shared = "shared",
+    }
 }
 
-impl Visibility {
-    /// Every visibility, in schema order.
-    pub const ALL: [Visibility; 4] = [
-        Visibility::Community,
-        Visibility::Public,
-        Visibility::Private,
-        Visibility::Shared,
-    ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Visibility::Public => "public",
-            Visibility::Community => "community",
-            Visibility::Shared => "shared",
-            Visibility::Private => "private",
-        }
+wire_enum! {
+    /// Disk formats Glance accepts by default (`[image_format] disk_formats`).
+    pub enum DiskFormat {
+        /// Amazon machine image.
+        Ami = "ami",
+        /// Amazon ramdisk image.
+        Ari = "ari",
+        /// Amazon kernel image.
+        Aki = "aki",
+        /// Virtual PC / Hyper-V.
+        Vhd = "vhd",
+        /// Hyper-V, newer.
+        Vhdx = "vhdx",
+        /// VMware.
+        Vmdk = "vmdk",
+        /// Unstructured bytes.
+        Raw = "raw",
+        /// QEMU copy-on-write v2.
+        Qcow2 = "qcow2",
+        /// VirtualBox.
+        Vdi = "vdi",
+        /// ISO 9660 optical disc.
+        Iso = "iso",
+        /// Virtuozzo / OpenVZ.
+        Ploop = "ploop",
     }
+}
 
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
+wire_enum! {
+    /// Container formats Glance accepts by default (`[image_format] container_formats`).
+    pub enum ContainerFormat {
+        /// Amazon machine image.
+        Ami = "ami",
+        /// Amazon ramdisk image.
+        Ari = "ari",
+        /// Amazon kernel image.
+        Aki = "aki",
+        /// No container: the disk image itself.
+        Bare = "bare",
+        /// Open Virtualization Format.
+        Ovf = "ovf",
+        /// OVF archive.
+        Ova = "ova",
+        /// A docker tar archive.
+        Docker = "docker",
+        /// A compressed archive.
+        Compressed = "compressed",
     }
 }
 
@@ -87,9 +114,9 @@ pub struct Image {
     /// Minimum RAM in MB to boot.
     pub min_ram: i64,
     /// Disk format (qcow2, raw, ...).
-    pub disk_format: Option<String>,
+    pub disk_format: Option<DiskFormat>,
     /// Container format (bare, ovf, ...).
-    pub container_format: Option<String>,
+    pub container_format: Option<ContainerFormat>,
     /// Registration time.
     pub created_at: Timestamp,
     /// Last modification time.
@@ -184,8 +211,15 @@ impl Image {
         let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
         let opt_int = |v: Option<i64>| v.map_or(Value::Null, Value::from);
         m.insert("name".into(), opt(&self.name));
-        m.insert("disk_format".into(), opt(&self.disk_format));
-        m.insert("container_format".into(), opt(&self.container_format));
+        let name = |v: Option<&'static str>| v.map_or(Value::Null, Value::from);
+        m.insert(
+            "disk_format".into(),
+            name(self.disk_format.map(DiskFormat::as_str)),
+        );
+        m.insert(
+            "container_format".into(),
+            name(self.container_format.map(ContainerFormat::as_str)),
+        );
         m.insert("visibility".into(), self.visibility.as_str().into());
         m.insert("size".into(), opt_int(self.size));
         m.insert("virtual_size".into(), opt_int(self.virtual_size));

@@ -6,23 +6,12 @@
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
+use crate::image::{ContainerFormat, DiskFormat};
 
-/// Disk formats Glance accepts by default (`[image_format] disk_formats`).
-pub const DISK_FORMATS: [&str; 11] = [
-    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
-];
-
-/// Container formats Glance accepts by default (`[image_format] container_formats`).
-pub const CONTAINER_FORMATS: [&str; 8] = [
-    "ami",
-    "ari",
-    "aki",
-    "bare",
-    "ovf",
-    "ova",
-    "docker",
-    "compressed",
-];
+/// The wire names of an enum's values.
+fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(|v| name(*v)).collect()
+}
 
 /// Attributes a client may never write.
 const READ_ONLY: [&str; 13] = [
@@ -238,8 +227,18 @@ pub fn validate_value(name: &str, value: &Value) -> ApiResult<()> {
                 describe(other)
             ))),
         },
-        "disk_format" => one_of(name, value, &DISK_FORMATS, true),
-        "container_format" => one_of(name, value, &CONTAINER_FORMATS, true),
+        "disk_format" => one_of(
+            name,
+            value,
+            &names(DiskFormat::ALL, DiskFormat::as_str),
+            true,
+        ),
+        "container_format" => one_of(
+            name,
+            value,
+            &names(ContainerFormat::ALL, ContainerFormat::as_str),
+            true,
+        ),
         "min_ram" | "min_disk" => non_negative_int(name, value),
         "tags" => match value {
             Value::Array(items) => items.iter().try_for_each(|t| match t {

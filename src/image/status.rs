@@ -6,64 +6,33 @@ use std::fmt;
 
 use crate::data::blob::Location;
 use crate::image::{Image, Staged};
+use crate::wire_enum::wire_enum;
 
-/// Lifecycle state of an image (Glance's status machine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// Record only, no data yet.
-    Queued,
-    /// Data upload in progress.
-    Saving,
-    /// Data staged for import.
-    Uploading,
-    /// Import in progress.
-    Importing,
-    /// Data present and usable.
-    Active,
-    /// Data blocked for non-admins.
-    Deactivated,
-    /// Legacy failure state.
-    Killed,
-    /// Deleted, data still present (delayed delete).
-    PendingDelete,
-    /// Gone.
-    Deleted,
+wire_enum! {
+    /// Lifecycle state of an image (Glance's status machine), in schema order.
+    pub enum Status {
+        /// Record only, no data yet.
+        Queued = "queued",
+        /// Data upload in progress.
+        Saving = "saving",
+        /// Data present and usable.
+        Active = "active",
+        /// Legacy failure state.
+        Killed = "killed",
+        /// Gone.
+        Deleted = "deleted",
+        /// Data staged for import.
+        Uploading = "uploading",
+        /// Import in progress.
+        Importing = "importing",
+        /// Deleted, data still present (delayed delete).
+        PendingDelete = "pending_delete",
+        /// Data blocked for non-admins.
+        Deactivated = "deactivated",
+    }
 }
 
 impl Status {
-    /// Every status, in schema order.
-    pub const ALL: [Status; 9] = [
-        Status::Queued,
-        Status::Saving,
-        Status::Active,
-        Status::Killed,
-        Status::Deleted,
-        Status::Uploading,
-        Status::Importing,
-        Status::PendingDelete,
-        Status::Deactivated,
-    ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Queued => "queued",
-            Status::Saving => "saving",
-            Status::Uploading => "uploading",
-            Status::Importing => "importing",
-            Status::Active => "active",
-            Status::Deactivated => "deactivated",
-            Status::Killed => "killed",
-            Status::PendingDelete => "pending_delete",
-            Status::Deleted => "deleted",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
     /// Whether Glance's state machine allows moving from `self` to `to`.
     pub fn can_become(self, to: Status) -> bool {
         use Status::*;
@@ -79,12 +48,6 @@ impl Status {
             Deleted => &[],
         };
         targets.contains(&to)
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -8,7 +8,7 @@ use crate::auth::policy::{Policy, Rule, Target};
 use crate::error::{ApiError, ApiResult};
 use crate::image::patch::{Dialect, OpKind, PatchOp};
 use crate::image::schema;
-use crate::image::{Image, Status, Visibility};
+use crate::image::{ContainerFormat, DiskFormat, Image, Status, Visibility};
 
 /// The caller and rules an update is checked against.
 pub struct UpdateContext<'a> {
@@ -132,10 +132,12 @@ pub fn set_base(img: &mut Image, attr: &str, v: &Value) -> ApiResult<()> {
                     "Attribute {attr} can be only replaced for a queued image."
                 )));
             }
+            // validate_value has checked the name against the enum.
+            let name = opt_string(v);
             if attr == "disk_format" {
-                img.disk_format = opt_string(v);
+                img.disk_format = name.as_deref().and_then(DiskFormat::parse);
             } else {
-                img.container_format = opt_string(v);
+                img.container_format = name.as_deref().and_then(ContainerFormat::parse);
             }
         }
         other => {

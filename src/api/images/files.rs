@@ -11,7 +11,7 @@ use crate::data::blob::BlobStore;
 use crate::data::receive::{self, parse_range, RangeRequest, ReceiveRules};
 use crate::data::stores::StoreId;
 use crate::error::{ApiError, ApiResult};
-use crate::image::{Image, Staged, Status};
+use crate::image::{ContainerFormat, Image, Staged, Status};
 
 /// 415 unless the body is `application/octet-stream`.
 fn check_octet_stream(req: &ApiRequest) -> ApiResult<()> {
@@ -130,11 +130,11 @@ pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
     if img.status == Status::Queued && (img.disk_format.is_none() || img.container_format.is_none())
     {
         let missing: Vec<&str> = [
-            ("disk_format", &img.disk_format),
-            ("container_format", &img.container_format),
+            ("disk_format", img.disk_format.is_none()),
+            ("container_format", img.container_format.is_none()),
         ]
         .iter()
-        .filter(|(_, v)| v.is_none())
+        .filter(|(_, absent)| *absent)
         .map(|(k, _)| *k)
         .collect();
         return Err(ApiError::bad_request(if missing.len() == 1 {
@@ -149,8 +149,8 @@ pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
     let store = target_store(ctx, req)?;
     let (max_bytes, too_large) = upload_limit(ctx, &img)?;
     let rules = ReceiveRules {
-        disk_format: img.disk_format.as_deref(),
-        inspect: img.container_format.as_deref() == Some("bare"),
+        disk_format: img.disk_format,
+        inspect: img.container_format == Some(ContainerFormat::Bare),
         max_bytes,
         too_large: &too_large,
         expected_size: expected,

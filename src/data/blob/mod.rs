@@ -14,39 +14,26 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire_enum::wire_enum;
+
 /// A stream of data chunks, in order.
 pub type ChunkStream = Box<dyn Iterator<Item = std::io::Result<Vec<u8>>>>;
 
-/// The kinds of store, by the id Glance's APIs show (`stores`, `/v2/info/stores`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreId {
-    /// Chunks in a Spin key-value store.
-    Kv,
-    /// Objects in an S3-compatible object store.
-    S3,
-    /// External http(s) locations, read-only.
-    Http,
+wire_enum! {
+    /// The kinds of store, by the id Glance's APIs show (`stores`, `/v2/info/stores`).
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum StoreId {
+        /// Chunks in a Spin key-value store.
+        Kv = "kv",
+        /// Objects in an S3-compatible object store.
+        S3 = "s3",
+        /// External http(s) locations, read-only.
+        Http = "http",
+    }
 }
 
 impl StoreId {
-    /// Every store kind.
-    pub const ALL: [StoreId; 3] = [StoreId::Kv, StoreId::S3, StoreId::Http];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StoreId::Kv => "kv",
-            StoreId::S3 => "s3",
-            StoreId::Http => "http",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|id| id.as_str() == s)
-    }
-
     /// What `/v2/info/stores` says about it.
     pub fn description(self) -> &'static str {
         match self {
@@ -59,12 +46,6 @@ impl StoreId {
     /// Whether the store only serves data that lives elsewhere.
     pub fn read_only(self) -> bool {
         self == StoreId::Http
-    }
-}
-
-impl fmt::Display for StoreId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

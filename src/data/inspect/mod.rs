@@ -180,7 +180,7 @@ impl FormatInspector {
             finished,
         };
         let mut matched = Vec::new();
-        for format in Format::ALL {
+        for &format in Format::ALL {
             let Some(probe) = self.probe(format) else {
                 continue;
             };

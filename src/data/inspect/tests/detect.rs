@@ -173,7 +173,7 @@ fn truncated_headers() {
 
 #[test]
 fn format_names_round_trip() {
-    for name in &Format::ALL {
+    for name in Format::ALL {
         assert!(Format::ALL.iter().filter(|f| *f == name).count() == 1);
     }
     let dir = Scratch::new("names");
