@@ -4,5 +4,6 @@
 pub mod blob;
 pub mod import;
 pub mod inspect;
+pub mod range;
 pub mod receive;
 pub mod stores;

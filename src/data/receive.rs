@@ -1,12 +1,11 @@
-//! Moving image data: receiving an upload into a store while hashing and
-//! inspecting it, and answering range requests for downloads.
+//! Receiving image data into a store while hashing and inspecting it.
 
 use std::io::Read;
 
 use md5::{Digest, Md5};
 use sha2::Sha512;
 
-use crate::data::blob::{BlobError, BlobWriter, ByteRange, Location};
+use crate::data::blob::{BlobError, BlobWriter, Location};
 use crate::data::inspect::{self, Format, FormatError, FormatInspector, Inspection, Reason};
 use crate::image::{DataFacts, DiskFormat};
 
@@ -213,72 +212,6 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Outcome of reading a `Range` request header against data of `size` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeRequest {
-    /// No range asked: the whole data.
-    Whole,
-    /// One satisfiable range: 206.
-    Partial(ByteRange),
-    /// Several ranges: 400.
-    Multiple,
-    /// Unparseable or outside the data: 416.
-    Unsatisfiable,
-}
-
-/// Parses `Range: bytes=a-b | a- | -n` (or the legacy request header
-/// `Content-Range: bytes a-b/*`) the way Glance (webob) reads it.
-pub fn parse_range(range: Option<&str>, content_range: Option<&str>, size: u64) -> RangeRequest {
-    if let Some(r) = range {
-        let r = r.trim();
-        let Some(spec) = r.strip_prefix("bytes=") else {
-            return RangeRequest::Unsatisfiable;
-        };
-        if spec.contains(',') {
-            return RangeRequest::Multiple;
-        }
-        return one_range(spec, size);
-    }
-    if let Some(cr) = content_range {
-        let spec = cr.trim().strip_prefix("bytes ").unwrap_or("");
-        let spec = spec.split('/').next().unwrap_or("");
-        if spec.contains('-') && !spec.starts_with('-') {
-            return one_range(spec, size);
-        }
-        return RangeRequest::Unsatisfiable;
-    }
-    RangeRequest::Whole
-}
-
-fn one_range(spec: &str, size: u64) -> RangeRequest {
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return RangeRequest::Unsatisfiable;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    let num = |s: &str| s.parse::<u64>().ok();
-    let range = match (a.is_empty(), b.is_empty()) {
-        (true, false) => num(b).map(|n| {
-            // webob: bytes=-0 means the whole entity.
-            let n = if n == 0 { size } else { n.min(size) };
-            (size - n, size.saturating_sub(1))
-        }),
-        (false, true) => num(a).map(|first| (first, size.saturating_sub(1))),
-        (false, false) => match (num(a), num(b)) {
-            (Some(first), Some(last)) if last >= first => {
-                Some((first, last.min(size.saturating_sub(1))))
-            }
-            _ => None,
-        },
-        (true, true) => None,
-    };
-    match range {
-        Some((first, last)) if size > 0 && first < size && first <= last => {
-            RangeRequest::Partial(ByteRange { first, last })
-        }
-        _ => RangeRequest::Unsatisfiable,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,31 +219,6 @@ mod tests {
     use crate::data::blob::BlobStore;
     use crate::ports::memory::MemoryKv;
     use std::rc::Rc;
-
-    fn range(r: &str, size: u64) -> RangeRequest {
-        parse_range(Some(r), None, size)
-    }
-
-    fn p(first: u64, last: u64) -> RangeRequest {
-        RangeRequest::Partial(ByteRange { first, last })
-    }
-
-    #[test]
-    fn ranges_as_glance_reads_them() {
-        assert_eq!(range("bytes=0-0", 1000), p(0, 0));
-        assert_eq!(range("bytes=10-19", 1000), p(10, 19));
-        assert_eq!(range("bytes=-5", 1000), p(995, 999));
-        assert_eq!(range("bytes=990-", 1000), p(990, 999));
-        assert_eq!(range("bytes=995-2000", 1000), p(995, 999));
-        assert_eq!(range("bytes=-0", 1000), p(0, 999));
-        assert_eq!(range("bytes=1000-", 1000), RangeRequest::Unsatisfiable);
-        assert_eq!(range("bytes=5-2", 1000), RangeRequest::Unsatisfiable);
-        assert_eq!(range("bytes=abc", 1000), RangeRequest::Unsatisfiable);
-        assert_eq!(range("items=0-1", 1000), RangeRequest::Unsatisfiable);
-        assert_eq!(range("bytes=0-1,3-4", 1000), RangeRequest::Multiple);
-        assert_eq!(parse_range(None, Some("bytes 2-5/*"), 10), p(2, 5));
-        assert_eq!(parse_range(None, None, 10), RangeRequest::Whole);
-    }
 
     fn rules(max: u64) -> ReceiveRules<'static> {
         ReceiveRules {
