@@ -5,23 +5,23 @@
 //! `os_glance_failed_import`. Every change of the image goes through
 //! [`ImageRepo::modify`] and the image's own transitions.
 
+use std::cell::RefCell;
+
 use serde_json::json;
 
-use crate::data::blob::{BlobError, BlobStore, ChunkStream, Location, StoreId};
+use crate::data::blob::{BlobError, BlobStore, BlobWriter, ChunkStream, Location, StoreId};
+use crate::data::lease::{self, LeasedWriter};
 use crate::data::receive::{self, ReceiveRules};
+use crate::data::reclaim;
 use crate::data::stores::Stores;
 use crate::db::images::{ImageRepo, Modified};
+use crate::db::leases::{Lease, LeaseKind};
 use crate::db::tasks::TaskRepo;
 use crate::error::ApiError;
 use crate::image::{ContainerFormat, DataFacts, DiskFormat, Image, Status};
 use crate::ports::{OutRequest, Ports, StoreError};
 use crate::settings::StoreSettings;
 use crate::timestamp::Timestamp;
-
-/// Stores an import is still writing to.
-pub(crate) const IMPORTING: &str = "os_glance_importing_to_stores";
-/// Stores an import failed to write to.
-pub(crate) const FAILED: &str = "os_glance_failed_import";
 
 /// An import the service carries out after answering 202.
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub(crate) struct Job {
     pub all_must_succeed: bool,
     /// The task recording this import.
     pub task_id: String,
+    /// The lease that keeps the import alive (renewed with each write).
+    pub lease: Lease,
 }
 
 /// An import method and what it needs.
@@ -72,9 +74,21 @@ pub(crate) fn run(ports: &Ports, job: Job) {
             repo: &repo,
             stores: &stores,
             job: &job,
+            data_leases: RefCell::new(Vec::new()),
         };
-        worker.run(img)
+        let outcome = worker.run(img);
+        let leases = worker.data_leases.into_inner();
+        for held in &leases {
+            if outcome.is_ok() {
+                lease::release(ports, held);
+            } else {
+                lease::expire(ports, held);
+            }
+        }
+        outcome
     })();
+    // The image says how the import ended; the job's lease has done its part.
+    lease::release(ports, &job.lease);
     if let Err(e) = tasks.finish(
         &job.task_id,
         outcome.map(|()| json!({"image_id": job.image_id})),
@@ -88,9 +102,12 @@ struct Worker<'a> {
     repo: &'a ImageRepo<'a>,
     stores: &'a Stores,
     job: &'a Job,
+    /// The leases of the writes so far: released once the image references
+    /// the data, expired (so it is reclaimed) if the import fails.
+    data_leases: RefCell<Vec<Lease>>,
 }
 
-impl Worker<'_> {
+impl<'a> Worker<'a> {
     /// Imports into every store; Err says why the import failed.
     fn run(&self, img: Image) -> Result<(), String> {
         let mut written: Vec<Location> = Vec::new();
@@ -196,13 +213,29 @@ impl Worker<'_> {
                     too_large: &too_large,
                     expected_size: None,
                 };
-                let writer = store.writer(&img.id).map_err(|e| e.to_string())?;
-                let got = receive::receive(&mut resp.body, writer, &rules)
+                let writer = self.leased_writer(store)?;
+                let got = receive::receive(&mut resp.body, Box::new(writer), &rules)
                     .map_err(|e| ApiError::from(e).message)?;
                 *facts = Some(got.facts());
                 Ok(got.location)
             }
         }
+    }
+
+    /// A writer of a new object in `store` under a lease of its own, renewed
+    /// with the job's.
+    fn leased_writer(&self, store: &dyn BlobStore) -> Result<LeasedWriter<'a>, String> {
+        let (held, writer) = lease::start(
+            self.ports.db,
+            store,
+            &self.job.image_id,
+            LeaseKind::Data,
+            &[&self.job.lease.id],
+            self.stores.settings().stale_seconds,
+        )
+        .map_err(|e| e.to_string())?;
+        self.data_leases.borrow_mut().push(held);
+        Ok(writer)
     }
 
     fn source_of(&self, loc: &Location) -> Result<&dyn BlobStore, String> {
@@ -218,7 +251,7 @@ impl Worker<'_> {
         to: &dyn BlobStore,
     ) -> Result<Location, String> {
         let chunks: ChunkStream = from.read(loc, None).map_err(|e| e.to_string())?;
-        let mut writer = to.writer(&self.job.image_id).map_err(|e| e.to_string())?;
+        let mut writer: Box<dyn BlobWriter + '_> = Box::new(self.leased_writer(to)?);
         for chunk in chunks {
             let res = chunk
                 .map_err(|e| BlobError::Store(e.to_string()))
@@ -234,7 +267,7 @@ impl Worker<'_> {
     /// Moves `store_id` from the importing list to done or failed.
     fn progress(&self, store_id: StoreId, failed: bool) {
         self.update("recording import progress", |img| {
-            record_progress(img, store_id, failed);
+            img.record_import(store_id, failed);
             Ok(())
         });
     }
@@ -242,12 +275,6 @@ impl Worker<'_> {
     /// Records the data on the image and makes it active; false if that could not be saved.
     fn finish(&self, original: &Image, written: Vec<Location>, facts: Option<DataFacts>) -> bool {
         let copy = self.job.method == Method::CopyImage;
-        let adopted_staging = written.iter().any(|l| {
-            original
-                .staged
-                .as_ref()
-                .is_some_and(|s| s.location.url == l.url)
-        });
         let saved = self.update("activating an imported image", |img| {
             if copy {
                 img.locations.extend(written.iter().cloned());
@@ -261,37 +288,39 @@ impl Worker<'_> {
             img.activate(facts, locations).map_err(|t| t.to_string())
         });
         if !saved {
-            self.discard(&written);
+            // Only what this import wrote: adopted staged data stays with the image.
+            let own: Vec<Location> = written
+                .into_iter()
+                .filter(|l| !adopted(original, l))
+                .collect();
+            self.discard(&own);
             return false;
         }
-        if let (Some(staged), false) = (&original.staged, adopted_staging) {
-            self.delete(&staged.location, "removing staged data after an import");
-        }
+        // Staged data that was copied, not adopted, is garbage now.
+        reclaim::image(self.ports, self.stores, &self.job.image_id);
         true
     }
 
     /// Undoes a failed import; `failed_store`, if any, is recorded as failed
     /// in the same update.
     fn fail(&self, original: &Image, written: Vec<Location>, failed_store: Option<StoreId>) {
-        self.discard(&written);
+        let own: Vec<Location> = written
+            .into_iter()
+            .filter(|l| !adopted(original, l))
+            .collect();
+        self.discard(&own);
         let copy = self.job.method == Method::CopyImage;
         self.update("returning a failed import to queued", |img| {
             if let Some(store_id) = failed_store {
-                record_progress(img, store_id, true);
+                img.record_import(store_id, true);
             }
             if !copy && img.status == Status::Importing {
                 img.reset_to_queued().map_err(|t| t.to_string())?;
             }
             Ok(())
         });
-        if !copy {
-            if let Some(staged) = &original.staged {
-                self.delete(
-                    &staged.location,
-                    "removing staged data after a failed import",
-                );
-            }
-        }
+        // A failed import from staged data drops it (Glance's stage is single use).
+        reclaim::image(self.ports, self.stores, &self.job.image_id);
     }
 
     fn discard(&self, written: &[Location]) {
@@ -353,24 +382,9 @@ impl From<&str> for Failure {
     }
 }
 
-/// Moves `store_id` from the image's importing list to done, or to failed.
-fn record_progress(img: &mut Image, store_id: StoreId, failed: bool) {
-    let mut importing = store_list(img, IMPORTING);
-    importing.retain(|s| s != store_id.as_str());
-    img.properties.insert(IMPORTING.into(), importing.join(","));
-    if failed {
-        let mut f = store_list(img, FAILED);
-        f.push(store_id.to_string());
-        img.properties.insert(FAILED.into(), f.join(","));
-    }
-}
-
-/// The store ids of a comma-separated image property.
-fn store_list(img: &Image, property: &str) -> Vec<String> {
-    img.properties.get(property).map_or_else(Vec::new, |v| {
-        v.split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    })
+/// Whether `loc` is `img`'s staged data (adopted, not written, by the import).
+fn adopted(img: &Image, loc: &Location) -> bool {
+    img.staged
+        .as_ref()
+        .is_some_and(|s| s.location.url == loc.url)
 }

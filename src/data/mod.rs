@@ -4,6 +4,8 @@
 pub mod blob;
 pub mod import;
 pub mod inspect;
+pub mod lease;
 pub mod range;
 pub mod receive;
+pub mod reclaim;
 pub mod stores;

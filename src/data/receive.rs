@@ -122,7 +122,7 @@ pub struct ReceiveRules<'a> {
 /// format on the way. On any failure the partial data is removed from the store.
 pub fn receive(
     body: &mut dyn Read,
-    mut writer: Box<dyn BlobWriter>,
+    mut writer: Box<dyn BlobWriter + '_>,
     rules: &ReceiveRules,
 ) -> Result<Received, ReceiveError> {
     let mut md5 = Md5::new();
@@ -130,7 +130,7 @@ pub fn receive(
     let mut inspector = rules.inspect.then(FormatInspector::new);
     let mut buf = vec![0u8; READ_SIZE];
     let mut total: u64 = 0;
-    let fail = |writer: Box<dyn BlobWriter>, e: ReceiveError| {
+    let fail = |writer: Box<dyn BlobWriter + '_>, e: ReceiveError| {
         writer.abort();
         Err(e)
     };
@@ -235,7 +235,12 @@ mod tests {
         let kv = Rc::new(MemoryKv::default());
         let store = KvStore::new("image_data", kv.clone(), 1000);
         let data = vec![7u8; 2500];
-        let got = receive(&mut &data[..], store.writer("i").unwrap(), &rules(1 << 20)).unwrap();
+        let got = receive(
+            &mut &data[..],
+            store.writer(&store.plan("i").unwrap()).unwrap(),
+            &rules(1 << 20),
+        )
+        .unwrap();
         assert_eq!(got.location.size, 2500);
         assert_eq!(got.checksum, hex(&Md5::digest(&data)));
         assert_eq!(got.os_hash_value, hex(&Sha512::digest(&data)));
@@ -248,13 +253,23 @@ mod tests {
         let kv = Rc::new(MemoryKv::default());
         let store = KvStore::new("image_data", kv.clone(), 1000);
         let data = vec![1u8; 5000];
-        let err = receive(&mut &data[..], store.writer("i").unwrap(), &rules(4000)).unwrap_err();
+        let err = receive(
+            &mut &data[..],
+            store.writer(&store.plan("i").unwrap()).unwrap(),
+            &rules(4000),
+        )
+        .unwrap_err();
         assert!(matches!(err, ReceiveError::TooLarge(_)));
         assert!(kv.map.borrow().is_empty());
 
         *kv.fail_sets_after.borrow_mut() = Some(2);
         let big = vec![1u8; 5000];
-        let err = receive(&mut &big[..], store.writer("i").unwrap(), &rules(1 << 20)).unwrap_err();
+        let err = receive(
+            &mut &big[..],
+            store.writer(&store.plan("i").unwrap()).unwrap(),
+            &rules(1 << 20),
+        )
+        .unwrap_err();
         assert!(matches!(err, ReceiveError::Store(_)));
         assert!(kv.map.borrow().is_empty());
         *kv.fail_sets_after.borrow_mut() = None;
@@ -275,7 +290,7 @@ mod tests {
         }
         let err = receive(
             &mut Broken(3000),
-            store.writer("i").unwrap(),
+            store.writer(&store.plan("i").unwrap()).unwrap(),
             &rules(1 << 20),
         )
         .unwrap_err();
@@ -284,7 +299,12 @@ mod tests {
 
         let mut r = rules(1 << 20);
         r.expected_size = Some(10);
-        let err = receive(&mut &data[..], store.writer("i").unwrap(), &r).unwrap_err();
+        let err = receive(
+            &mut &data[..],
+            store.writer(&store.plan("i").unwrap()).unwrap(),
+            &r,
+        )
+        .unwrap_err();
         assert!(matches!(err, ReceiveError::SizeMismatch(_)));
         assert!(kv.map.borrow().is_empty());
     }
@@ -332,7 +352,12 @@ mod tests {
         let data = vec![3u8; 100_000];
         let mut r = rules(1 << 20);
         r.disk_format = Some(DiskFormat::Qcow2);
-        let err = receive(&mut &data[..], store.writer("i").unwrap(), &r).unwrap_err();
+        let err = receive(
+            &mut &data[..],
+            store.writer(&store.plan("i").unwrap()).unwrap(),
+            &r,
+        )
+        .unwrap_err();
         match err {
             ReceiveError::Format(f) => {
                 assert_eq!(

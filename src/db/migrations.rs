@@ -77,6 +77,44 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX IF NOT EXISTS tasks_image ON tasks (image_id, created_at)",
         ],
     ),
+    (
+        3,
+        // Crash safety (src/db/leases.rs, src/data/reclaim.rs): a lease names
+        // data before its first byte is written and keeps work alive while it
+        // is renewed; garbage holds references an image row dropped, written
+        // by a trigger in the same statement that drops them.
+        &[
+            "CREATE TABLE IF NOT EXISTS leases (
+            id TEXT PRIMARY KEY NOT NULL,
+            image_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            state TEXT NOT NULL,
+            location TEXT,
+            reserved INTEGER NOT NULL DEFAULT 0,
+            task_id TEXT,
+            expires_at INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        )",
+            "CREATE INDEX IF NOT EXISTS leases_image ON leases (image_id, state)",
+            "CREATE INDEX IF NOT EXISTS leases_expiry ON leases (state, expires_at)",
+            "CREATE TABLE IF NOT EXISTS garbage (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            image_id TEXT NOT NULL,
+            locations TEXT NOT NULL DEFAULT '[]',
+            staging TEXT
+        )",
+            "CREATE INDEX IF NOT EXISTS garbage_image ON garbage (image_id)",
+            "CREATE TRIGGER IF NOT EXISTS images_drop_data AFTER UPDATE ON images
+            FOR EACH ROW
+            WHEN (OLD.locations != '[]' OR OLD.staging IS NOT NULL)
+              AND (OLD.locations IS NOT NEW.locations OR OLD.staging IS NOT NEW.staging
+                   OR (NEW.deleted = 1 AND OLD.deleted = 0))
+            BEGIN
+              INSERT INTO garbage (image_id, locations, staging)
+              VALUES (OLD.id, OLD.locations, OLD.staging);
+            END",
+        ],
+    ),
 ];
 
 /// The newest schema version.
@@ -134,6 +172,10 @@ mod tests {
         db.execute("SELECT image_id FROM image_members", &[])
             .unwrap();
         db.execute("SELECT id, request_id, input FROM tasks", &[])
+            .unwrap();
+        db.execute("SELECT id, kind, reserved FROM leases", &[])
+            .unwrap();
+        db.execute("SELECT id, locations, staging FROM garbage", &[])
             .unwrap();
     }
 }

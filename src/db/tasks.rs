@@ -192,6 +192,23 @@ impl<'a> TaskRepo<'a> {
         Ok(())
     }
 
+    /// Fails every task of `image_id` that has not ended (its work was
+    /// abandoned), with `message`.
+    pub fn fail_unfinished(&self, image_id: &str, message: &str) -> Result<(), StoreError> {
+        let now = Timestamp::now();
+        self.db.execute(
+            "UPDATE tasks SET status = 'failure', message = ?, expires_at = ?, updated_at = ? \
+             WHERE image_id = ? AND status IN ('pending', 'processing')",
+            &[
+                message.into(),
+                Timestamp(now.0 + TIME_TO_LIVE).to_string().into(),
+                now.to_string().into(),
+                image_id.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
     /// One task.
     #[cfg(test)]
     pub fn get(&self, id: &str) -> Result<Option<Task>, StoreError> {

@@ -9,6 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::image::schema;
 use crate::image::{Image, Visibility};
 use crate::ports::StoreError;
+use crate::timestamp::Timestamp;
 
 /// A caller, the rules, and the image repository.
 pub struct ImageAccess<'a> {
@@ -39,6 +40,8 @@ impl ImageAccess<'_> {
             .repo
             .get(id)?
             .ok_or_else(|| ApiError::image_not_found(id))?;
+        // Work a dead worker left reads as healed (`queued` again).
+        let image = self.repo.heal(image, Timestamp::now())?;
         self.check(image)
     }
 

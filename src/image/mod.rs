@@ -1,6 +1,7 @@
 //! The image entity: Glance's domain vocabulary and its JSON representation.
 
 pub mod access;
+mod imports;
 pub mod list_query;
 pub mod member;
 pub mod patch;

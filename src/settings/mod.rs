@@ -125,6 +125,9 @@ variables! {
     UserStorageQuota = "user_storage_quota", "0";
     /// Interoperable import methods offered.
     ImportMethods = "import_methods", "glance-direct,web-download,copy-image";
+    /// Seconds an upload, stage or import may go without progress before it
+    /// counts as abandoned (the image takes data again, its bytes are reclaimed).
+    StaleUploadSeconds = "stale_upload_seconds", "600";
 }
 
 /// The value of `var`, trimmed; the default when unset or blank.

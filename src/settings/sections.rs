@@ -152,6 +152,8 @@ pub(crate) struct StoreSettings {
     pub user_storage_quota: Option<u64>,
     /// Enabled import methods.
     pub import_methods: Vec<String>,
+    /// Seconds work on data may go without progress (`stale_upload_seconds`).
+    pub stale_seconds: i64,
 }
 
 impl StoreSettings {
@@ -193,6 +195,9 @@ impl StoreSettings {
             image_size_cap: number(vars, Var::ImageSizeCap).unwrap_or(1 << 40),
             user_storage_quota: parse_size(&value(vars, Var::UserStorageQuota)).filter(|n| *n > 0),
             import_methods: list(vars, Var::ImportMethods),
+            stale_seconds: number::<i64>(vars, Var::StaleUploadSeconds)
+                .unwrap_or(600)
+                .max(1),
         })
     }
 

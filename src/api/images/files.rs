@@ -8,9 +8,11 @@ use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse, Body};
 use crate::auth::policy::Rule;
 use crate::data::blob::BlobStore;
+use crate::data::lease;
 use crate::data::range::{parse_range, RangeRequest};
 use crate::data::receive::{self, ReceiveRules};
 use crate::data::stores::StoreId;
+use crate::db::leases::{Lease, LeaseKind};
 use crate::error::{ApiError, ApiResult};
 use crate::image::{ContainerFormat, Image, Staged, Status};
 
@@ -74,9 +76,11 @@ fn restore_queued(ctx: &Ctx, id: &str, from: Status) {
 }
 
 /// Claims the queued image for `to` (saving or uploading) and streams the
-/// request body into a new object of `store` under `rules`. Exactly one of
-/// concurrent claims wins; the others get 409. On any failure the partial
-/// data is gone and the image is back to `queued`.
+/// request body into a new object of `store` under `rules`, under a lease
+/// that names the object before its first byte. Exactly one of concurrent
+/// claims wins; the others get 409. On any failure the image is back to
+/// `queued` and the lease is expired, so whatever the clean-up missed is
+/// reclaimed.
 fn receive_claimed(
     ctx: &Ctx,
     req: &mut ApiRequest,
@@ -84,20 +88,31 @@ fn receive_claimed(
     to: Status,
     store: &dyn BlobStore,
     rules: &ReceiveRules,
-) -> ApiResult<receive::Received> {
-    ctx.modify(id, None, |img| {
+) -> ApiResult<(receive::Received, Lease)> {
+    let kind = if to == Status::Saving {
+        LeaseKind::Upload
+    } else {
+        LeaseKind::Stage
+    };
+    let seconds = ctx.settings.stale_seconds;
+    let (held, writer) = lease::start(ctx.ports.db, store, id, kind, &[], seconds)?;
+    let claimed = ctx.modify(id, None, |img| {
         img.start_upload(to)
             .map_err(|t| ApiError::conflict(t.to_string()))?;
         Ok(true)
-    })?;
-    let result = store
-        .writer(id)
-        .map_err(ApiError::from)
-        .and_then(|writer| receive::receive(req.body(), writer, rules).map_err(ApiError::from));
-    if result.is_err() {
-        restore_queued(ctx, id, to);
+    });
+    if let Err(e) = claimed {
+        lease::release(ctx.ports, &held);
+        return Err(e);
     }
-    result
+    match receive::receive(req.body(), Box::new(writer), rules) {
+        Ok(received) => Ok((received, held)),
+        Err(e) => {
+            restore_queued(ctx, id, to);
+            lease::expire(ctx.ports, &held);
+            Err(e.into())
+        }
+    }
 }
 
 /// Picks the store for new data: the client's `X-Image-Meta-Store` in
@@ -156,7 +171,7 @@ pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         too_large: &too_large,
         expected_size: expected,
     };
-    let received = receive_claimed(ctx, req, id, Status::Saving, store, &rules)?;
+    let (received, held) = receive_claimed(ctx, req, id, Status::Saving, store, &rules)?;
     let facts = received.facts();
     let location = received.location;
     let saved = ctx.modify(id, None, |img| {
@@ -173,6 +188,7 @@ pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
             ctx.ports
                 .log_error(&format!("removing the data of vanished image {id}"), d);
         }
+        lease::expire(ctx.ports, &held);
         return Err(if e.status == StatusCode::NOT_FOUND {
             ApiError::new(
                 StatusCode::GONE,
@@ -182,6 +198,7 @@ pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
             e
         });
     }
+    lease::release(ctx.ports, &held);
     Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
 }
 
@@ -273,7 +290,7 @@ pub(super) fn stage(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<Ap
         too_large: &too_large,
         expected_size: expected,
     };
-    let received = receive_claimed(ctx, req, id, Status::Uploading, staging, &rules)?;
+    let (received, held) = receive_claimed(ctx, req, id, Status::Uploading, staging, &rules)?;
     let staged = Staged {
         location: received.location.clone(),
         checksum: received.checksum.clone(),
@@ -290,7 +307,9 @@ pub(super) fn stage(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<Ap
             ctx.ports
                 .log_error(&format!("removing the staged data of image {id}"), d);
         }
+        lease::expire(ctx.ports, &held);
         return Err(e);
     }
+    lease::release(ctx.ports, &held);
     Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
 }

@@ -15,8 +15,10 @@ use super::Ctx;
 use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse};
 use crate::auth::policy::Rule;
-use crate::data::import::{self, Job, Method, FAILED, IMPORTING};
+use crate::data::import::{self, Job, Method};
+use crate::data::lease;
 use crate::data::stores::StoreId;
+use crate::db::leases::{Lease, LeaseKind, LeaseRepo};
 use crate::db::tasks::{Task, TaskRepo, API_IMAGE_IMPORT};
 use crate::error::{ApiError, ApiResult};
 use crate::image::Status;
@@ -164,7 +166,26 @@ pub(super) fn import(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
 
     let progress = names.join(",");
     let copy = method == Method::CopyImage;
-    ctx.modify(id, None, |img| {
+    // The task, as Glance records it once the import is accepted: who asked,
+    // the request's id, and what was asked.
+    let mut task = Task::new(
+        API_IMAGE_IMPORT,
+        json!({"image_id": id, "import_req": Value::Object(body.clone()), "backend": names}),
+    );
+    task.image_id = Some(id.to_string());
+    task.owner = ctx.caller.project_id.clone();
+    task.user_id = ctx.caller.user_id.clone();
+    task.request_id = Some(req.request_id().to_string());
+    // The lease keeps the import alive from before the image says it runs.
+    let kind = if copy {
+        LeaseKind::Copy
+    } else {
+        LeaseKind::Import
+    };
+    let mut held = Lease::new(id, kind, ctx.settings.stale_seconds);
+    held.task_id = Some(task.id.clone());
+    LeaseRepo::new(ctx.ports.db).take(&held)?;
+    let started = ctx.modify(id, None, |img| {
         if img.status != wanted {
             return Err(ApiError::conflict(
                 "The image changed; another import may be running.",
@@ -174,21 +195,15 @@ pub(super) fn import(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
             img.start_import()
                 .map_err(|t| ApiError::conflict(t.to_string()))?;
         }
-        img.properties.insert(IMPORTING.into(), progress.clone());
-        img.properties.insert(FAILED.into(), String::new());
+        img.begin_import_progress(&progress);
         Ok(true)
-    })?;
-    // The task, as Glance records it once the import is accepted: who asked,
-    // the request's id, and what was asked. The image is already `importing`,
-    // so the import goes ahead even if the record cannot be written.
-    let mut task = Task::new(
-        API_IMAGE_IMPORT,
-        json!({"image_id": id, "import_req": Value::Object(body.clone()), "backend": names}),
-    );
-    task.image_id = Some(id.to_string());
-    task.owner = ctx.caller.project_id.clone();
-    task.user_id = ctx.caller.user_id.clone();
-    task.request_id = Some(req.request_id().to_string());
+    });
+    if let Err(e) = started {
+        lease::release(ctx.ports, &held);
+        return Err(e);
+    }
+    // The image is already `importing`, so the import goes ahead even if
+    // the record cannot be written.
     if let Err(e) = TaskRepo::new(ctx.ports.db).insert(&task) {
         ctx.ports
             .log_error(&format!("recording the import task of image {id}"), e);
@@ -199,6 +214,7 @@ pub(super) fn import(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         stores,
         all_must_succeed,
         task_id: task.id,
+        lease: held,
     };
     let mut resp = ApiResponse::empty(StatusCode::ACCEPTED);
     resp.deferred = Some(Box::new(move |ports: &Ports| import::run(ports, job)));

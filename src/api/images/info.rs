@@ -9,6 +9,7 @@ use super::Ctx;
 use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse};
 use crate::auth::policy::{Rule, Target};
+use crate::data::reclaim;
 use crate::data::stores::StoreId;
 use crate::error::{ApiError, ApiResult};
 use crate::image::Status;
@@ -132,11 +133,6 @@ pub(super) fn delete_from_store(
         img.locations.retain(|l| l.url != location.url);
         Ok(img.locations.len() != before)
     })?;
-    if let Some(s) = ctx.stores()?.for_location(&location) {
-        if let Err(e) = s.delete(&location) {
-            ctx.ports
-                .log_error(&format!("removing image {id}'s copy in {store}"), e);
-        }
-    }
+    reclaim::image(ctx.ports, ctx.stores()?, id);
     Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
 }

@@ -8,6 +8,7 @@ use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse};
 use crate::auth::caller::Caller;
 use crate::auth::policy::{Rule, Target};
+use crate::data::reclaim;
 use crate::db::images::Write;
 use crate::error::{ApiError, ApiResult};
 use crate::image::list_query::ListQuery;
@@ -240,31 +241,12 @@ pub(super) fn delete(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
             "Image {id} is protected and cannot be deleted."
         )));
     }
+    // The row becomes a tombstone and, in the same statement, its data
+    // references become garbage: an upload finishing meanwhile either lands
+    // before (its data is in the garbage) or finds the image gone.
     if ctx.repo.delete(id, Timestamp::now())? == Write::Conflict {
         return Err(ApiError::image_not_found(id));
     }
-    remove_data(ctx, &v.image);
+    reclaim::image(ctx.ports, ctx.stores()?, id);
     Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
-}
-
-/// Removes every stored copy and any staged data of a deleted image. Best
-/// effort: the record is already gone, so a store failure cannot undo that;
-/// it is logged.
-fn remove_data(ctx: &Ctx, img: &Image) {
-    if img.locations.is_empty() && img.staged.is_none() {
-        return;
-    }
-    let stores = match ctx.stores() {
-        Ok(s) => s,
-        Err(e) => return ctx.ports.log_error("removing a deleted image's data", e),
-    };
-    let staged = img.staged.as_ref().map(|s| &s.location);
-    for loc in img.locations.iter().chain(staged) {
-        if let Some(store) = stores.for_location(loc) {
-            if let Err(e) = store.delete(loc) {
-                ctx.ports
-                    .log_error(&format!("removing data of deleted image {}", img.id), e);
-            }
-        }
-    }
 }

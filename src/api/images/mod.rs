@@ -21,6 +21,7 @@ use crate::api::{serve, ApiRequest, ApiResponse};
 use crate::auth;
 use crate::auth::caller::Caller;
 use crate::auth::policy::{Policy, Rule};
+use crate::data::reclaim;
 use crate::data::stores::Stores;
 use crate::db::images::{ImageRepo, Modified};
 use crate::error::{ApiError, ApiResult};
@@ -93,9 +94,14 @@ static ROUTES: &[Route<Handler>] = &[
     },
 ];
 
+/// One read in this many also runs a reclamation slice after its response
+/// (every write does): reclamation needs no schedule of its own.
+const RECLAIM_EVERY_READS: u8 = 16;
+
 /// Handles one request to the images component.
 pub fn handle(ports: &Ports, req: ApiRequest) -> ApiResponse {
-    serve(ports, req, |req| {
+    let writes = !matches!(req.method, http::Method::GET | http::Method::HEAD);
+    let mut resp = serve(ports, req, |req| {
         let matched = match routes::find(ROUTES, req) {
             Ok(m) => m,
             Err(e) => return ("-", Err(e)),
@@ -103,7 +109,17 @@ pub fn handle(ports: &Ports, req: ApiRequest) -> ApiResponse {
         let result =
             Ctx::new(ports, req).and_then(|ctx| (matched.handler)(&ctx, req, &matched.params));
         (matched.path, result)
-    })
+    });
+    if writes || uuid::Uuid::new_v4().as_bytes()[0] < u8::MAX / RECLAIM_EVERY_READS {
+        let first = resp.deferred.take();
+        resp.deferred = Some(Box::new(move |ports: &Ports| {
+            if let Some(work) = first {
+                work(ports);
+            }
+            reclaim::slice(ports);
+        }));
+    }
+    resp
 }
 
 /// Everything a handler needs, built once per request.

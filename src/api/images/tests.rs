@@ -272,3 +272,163 @@ fn tags_actions_and_visibility() {
     )
     .expect(204);
 }
+
+/// Chunks in the data store, by image.
+fn chunks_of(h: &Harness, id: &str) -> usize {
+    h.kv.store(DATA_LABEL)
+        .map
+        .borrow()
+        .keys()
+        .filter(|k| k.starts_with(id) || k.starts_with(&format!("staging/{id}")))
+        .count()
+}
+
+/// Starts an upload the way the handler does and "crashes" midway: the
+/// lease, the claim and some chunks exist; nobody finishes or cleans up.
+fn crash_midway(h: &Harness, id: &str, status: crate::image::Status) {
+    use crate::data::blob::kv::KvStore;
+    use crate::data::blob::BlobWriter;
+    use crate::db::images::ImageRepo;
+    use crate::db::leases::LeaseKind;
+    use crate::timestamp::Timestamp;
+    let kv = KvStore::new(DATA_LABEL, h.kv.store(DATA_LABEL), 1000);
+    let kind = if status == crate::image::Status::Saving {
+        LeaseKind::Upload
+    } else {
+        LeaseKind::Stage
+    };
+    let (_lease, mut w) = crate::data::lease::start(&h.db, &kv, id, kind, &[], 600).unwrap();
+    ImageRepo::open(&h.db)
+        .unwrap()
+        .modify(id, Timestamp::now(), |img| {
+            img.start_upload(status).unwrap();
+            Ok::<_, crate::ports::StoreError>(true)
+        })
+        .unwrap();
+    w.write(&[9u8; 3500]).unwrap();
+    std::mem::forget(w);
+    // The lease's time runs out without a renewal.
+    crate::ports::Database::execute(&h.db, "UPDATE leases SET expires_at = 0", &[]).unwrap();
+}
+
+#[test]
+fn an_abandoned_upload_reads_as_queued_takes_data_and_its_chunks_are_reclaimed() {
+    let h = Harness::new();
+    h.set("kv_chunk_size", "1000");
+    let id = raw_image(&h);
+    crash_midway(&h, &id, crate::image::Status::Saving);
+    assert_eq!(chunks_of(&h, &id), 3);
+    let img = h
+        .call(handle, "GET", &format!("/v2/images/{id}"), &[], b"")
+        .expect(200);
+    assert_eq!(img["status"], "queued", "abandoned work reads as healed");
+    // A new upload is accepted; the write request's reclamation slice
+    // removes the abandoned chunks and keeps the new ones.
+    h.call(
+        handle,
+        "PUT",
+        &format!("/v2/images/{id}/file"),
+        &[OCTET],
+        &[1u8; 1500],
+    )
+    .expect(204);
+    assert_eq!(chunks_of(&h, &id), 2, "only the new upload's two chunks");
+    let got = h.call(handle, "GET", &format!("/v2/images/{id}/file"), &[], b"");
+    assert_eq!(got.body, vec![1u8; 1500]);
+}
+
+#[test]
+fn an_abandoned_stage_heals_too() {
+    let h = Harness::new();
+    let id = raw_image(&h);
+    crash_midway(&h, &id, crate::image::Status::Uploading);
+    let img = h
+        .call(handle, "GET", &format!("/v2/images/{id}"), &[], b"")
+        .expect(200);
+    assert_eq!(img["status"], "queued");
+    h.call(handle, "DELETE", &format!("/v2/images/{id}"), &[], b"")
+        .expect(204);
+    assert_eq!(
+        chunks_of(&h, &id),
+        0,
+        "the slice after the delete reclaimed it"
+    );
+}
+
+#[test]
+fn deleting_an_image_hands_its_data_over_with_the_record() {
+    let h = Harness::new();
+    h.set("kv_chunk_size", "1000");
+    let id = raw_image(&h);
+    h.call(
+        handle,
+        "PUT",
+        &format!("/v2/images/{id}/file"),
+        &[OCTET],
+        &[3u8; 4500],
+    )
+    .expect(204);
+    assert_eq!(chunks_of(&h, &id), 5);
+    // A store that cannot delete now: the record goes, the data waits as garbage.
+    let kv = h.kv.store(DATA_LABEL);
+    let saved = kv.map.borrow().clone();
+    h.call(handle, "DELETE", &format!("/v2/images/{id}"), &[], b"")
+        .expect(204);
+    assert_eq!(chunks_of(&h, &id), 0);
+    *kv.map.borrow_mut() = saved;
+    assert_eq!(chunks_of(&h, &id), 5, "as if the deletes had been lost");
+    // Put back the garbage row the deletion consumed and let a slice run.
+    crate::ports::Database::execute(
+        &h.db,
+        "INSERT INTO garbage (image_id, locations) SELECT id, locations FROM images WHERE id = ?",
+        &[id.as_str().into()],
+    )
+    .unwrap();
+    crate::data::reclaim::slice(&crate::ports::Ports {
+        db: &h.db,
+        vars: &h.vars,
+        kv: &h.kv,
+        http: h.http.clone(),
+        log: &h.log,
+    });
+    assert_eq!(chunks_of(&h, &id), 0);
+}
+
+#[test]
+fn concurrent_patches_do_not_undo_each_other() {
+    use crate::db::images::ImageRepo;
+    use crate::timestamp::Timestamp;
+    let h = Harness::new();
+    let id = raw_image(&h);
+    // A writer that saves between another's read and save: modify re-reads
+    // and re-applies, so both changes survive.
+    let repo = ImageRepo::open(&h.db).unwrap();
+    let mut first = true;
+    repo.modify(&id, Timestamp::now(), |img| {
+        if std::mem::take(&mut first) {
+            h.call(
+                handle,
+                "PATCH",
+                &format!("/v2/images/{id}"),
+                &[(
+                    "content-type",
+                    "application/openstack-images-v2.1-json-patch",
+                )],
+                json!([{"op": "add", "path": "/a", "value": "1"}])
+                    .to_string()
+                    .as_bytes(),
+            )
+            .expect(200);
+        }
+        img.properties.insert("b".into(), "2".into());
+        Ok::<_, crate::ports::StoreError>(true)
+    })
+    .unwrap();
+    let img = h
+        .call(handle, "GET", &format!("/v2/images/{id}"), &[], b"")
+        .expect(200);
+    assert_eq!(
+        (img["a"].as_str(), img["b"].as_str()),
+        (Some("1"), Some("2"))
+    );
+}

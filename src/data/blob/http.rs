@@ -22,7 +22,11 @@ impl HttpStore {
 }
 
 impl BlobStore for HttpStore {
-    fn writer(&self, _image_id: &str) -> Result<Box<dyn BlobWriter>, BlobError> {
+    fn plan(&self, _image_id: &str) -> Result<Location, BlobError> {
+        Err(BlobError::Unsupported("the http store is read-only".into()))
+    }
+
+    fn writer(&self, _at: &Location) -> Result<Box<dyn BlobWriter>, BlobError> {
         Err(BlobError::Unsupported("the http store is read-only".into()))
     }
 

@@ -50,32 +50,27 @@ impl KvStore {
             .map(str::to_string)
             .ok_or_else(|| BlobError::Missing(format!("not a kv location: {}", location.url)))
     }
-
-    /// Deletes chunks `prefix/0..` until one is missing: cleans up after an
-    /// upload whose chunk count was never recorded (the writer died).
-    #[cfg_attr(not(test), allow(dead_code))] // for reclaiming abandoned uploads
-    pub fn delete_by_probing(&self, image_id: &str, upload_id: &str) -> Result<u64, BlobError> {
-        let mut n = 0u64;
-        loop {
-            let key = format!("{}{image_id}/{upload_id}/{n}", self.key_prefix);
-            if !self.kv.exists(&key)? {
-                return Ok(n);
-            }
-            self.kv.delete(&key)?;
-            n += 1;
-        }
-    }
 }
 
 impl BlobStore for KvStore {
-    fn writer(&self, image_id: &str) -> Result<Box<dyn BlobWriter>, BlobError> {
-        Ok(Box::new(KvWriter {
-            store: self.clone(),
-            prefix: format!(
-                "{}{image_id}/{}",
+    fn plan(&self, image_id: &str) -> Result<Location, BlobError> {
+        Ok(Location {
+            store: StoreId::Kv,
+            url: format!(
+                "kv://{}/{}{image_id}/{}",
+                self.label,
                 self.key_prefix,
                 uuid::Uuid::new_v4().simple()
             ),
+            size: 0,
+            chunk_size: self.chunk_size as u64,
+        })
+    }
+
+    fn writer(&self, at: &Location) -> Result<Box<dyn BlobWriter>, BlobError> {
+        Ok(Box::new(KvWriter {
+            store: self.clone(),
+            prefix: self.prefix_of(at)?,
             buf: Vec::with_capacity(self.chunk_size),
             chunks: 0,
             size: 0,
@@ -237,7 +232,7 @@ mod tests {
     fn round_trip_in_chunks() {
         let (kv, s) = store(10);
         let d = data(95);
-        let mut w = s.writer("img").unwrap();
+        let mut w = s.writer(&s.plan("img").unwrap()).unwrap();
         for piece in d.chunks(7) {
             w.write(piece).unwrap();
         }
@@ -253,7 +248,7 @@ mod tests {
     fn ranges() {
         let (_, s) = store(10);
         let d = data(95);
-        let mut w = s.writer("img").unwrap();
+        let mut w = s.writer(&s.plan("img").unwrap()).unwrap();
         w.write(&d).unwrap();
         let loc = w.finish().unwrap();
         for (a, b) in [
@@ -273,10 +268,10 @@ mod tests {
     #[test]
     fn abort_removes_written_chunks_and_uploads_are_separate() {
         let (kv, s) = store(10);
-        let mut keep = s.writer("img").unwrap();
+        let mut keep = s.writer(&s.plan("img").unwrap()).unwrap();
         keep.write(&data(25)).unwrap();
         let kept = keep.finish().unwrap();
-        let mut w = s.writer("img").unwrap();
+        let mut w = s.writer(&s.plan("img").unwrap()).unwrap();
         w.write(&data(35)).unwrap();
         w.abort();
         assert_eq!(
@@ -290,20 +285,21 @@ mod tests {
     #[test]
     fn empty_object() {
         let (_, s) = store(10);
-        let loc = s.writer("img").unwrap().finish().unwrap();
+        let loc = s.writer(&s.plan("img").unwrap()).unwrap().finish().unwrap();
         assert_eq!(loc.size, 0);
         assert!(collect(s.read(&loc, None).unwrap()).is_empty());
     }
 
     #[test]
-    fn probing_cleans_up_unrecorded_uploads() {
+    fn reclaim_removes_what_an_abandoned_write_left() {
         let (kv, s) = store(10);
-        let mut w = s.writer("img").unwrap();
+        let at = s.plan("img").unwrap();
+        let mut w = s.writer(&at).unwrap();
         w.write(&data(45)).unwrap();
         drop(w); // the writer died without finishing or aborting
-        let key = kv.map.borrow().keys().next().unwrap().clone();
-        let upload = key.split('/').nth(1).unwrap().to_string();
-        assert_eq!(s.delete_by_probing("img", &upload).unwrap(), 4);
+        assert_eq!(kv.map.borrow().len(), 4);
+        // It had reserved 60 bytes: six chunk keys are cleared, four existed.
+        s.reclaim(&at, 60).unwrap();
         assert!(kv.map.borrow().is_empty());
     }
 }

@@ -126,12 +126,26 @@ pub trait BlobWriter {
 }
 
 /// A place image data can be stored.
+///
+/// Writing is two steps so that the address of new data can be recorded
+/// before its first byte is written: [`BlobStore::plan`] names a fresh
+/// object, [`BlobStore::writer`] writes it.
 pub trait BlobStore {
-    /// Starts writing a new object for `image_id`.
-    fn writer(&self, image_id: &str) -> Result<Box<dyn BlobWriter>, BlobError>;
+    /// Where a new object of `image_id` will live (fresh on every call; size 0).
+    fn plan(&self, image_id: &str) -> Result<Location, BlobError>;
+    /// Starts writing the object planned at `at`.
+    fn writer(&self, at: &Location) -> Result<Box<dyn BlobWriter>, BlobError>;
     /// Streams the data at `location`, or a range of it.
     fn read(&self, location: &Location, range: Option<ByteRange>)
         -> Result<ChunkStream, BlobError>;
     /// Removes the data at `location` (absent data is not an error).
     fn delete(&self, location: &Location) -> Result<(), BlobError>;
+    /// Removes whatever an abandoned write to `at` left, knowing it wrote at
+    /// most `reserved` bytes (absent data is not an error).
+    fn reclaim(&self, at: &Location, reserved: u64) -> Result<(), BlobError> {
+        self.delete(&Location {
+            size: reserved,
+            ..at.clone()
+        })
+    }
 }

@@ -176,10 +176,23 @@ fn xml_value(doc: &str, tag: &str) -> Option<String> {
 }
 
 impl BlobStore for S3Store {
-    fn writer(&self, image_id: &str) -> Result<Box<dyn BlobWriter>, BlobError> {
+    fn plan(&self, image_id: &str) -> Result<Location, BlobError> {
+        Ok(Location {
+            store: StoreId::S3,
+            url: format!(
+                "s3://{}/{image_id}/{}",
+                self.settings.bucket,
+                uuid::Uuid::new_v4().simple()
+            ),
+            size: 0,
+            chunk_size: 0,
+        })
+    }
+
+    fn writer(&self, at: &Location) -> Result<Box<dyn BlobWriter>, BlobError> {
         Ok(Box::new(S3Writer {
             store: self.clone(),
-            key: format!("{image_id}/{}", uuid::Uuid::new_v4().simple()),
+            key: self.key_of(at)?,
             buf: Vec::new(),
             upload_id: None,
             parts: Vec::new(),
@@ -207,6 +220,43 @@ impl BlobStore for S3Store {
             Ok(_) | Err(BlobError::Missing(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// An abandoned write may have left a multipart upload (its parts hold
+    /// bytes) or, if it got that far, the object: both go.
+    fn reclaim(&self, at: &Location, _reserved: u64) -> Result<(), BlobError> {
+        let key = self.key_of(at)?;
+        let mut resp = self.call_ok(
+            http::Method::GET,
+            "",
+            &[
+                ("prefix".into(), key.clone()),
+                ("uploads".into(), String::new()),
+            ],
+            Vec::new(),
+            Vec::new(),
+        )?;
+        let listing = resp.read_text(1 << 20).map_err(store_err)?;
+        for upload in listing.split("<Upload>").skip(1) {
+            let (Some(k), Some(id)) = (xml_value(upload, "Key"), xml_value(upload, "UploadId"))
+            else {
+                continue;
+            };
+            if k != key {
+                continue;
+            }
+            match self.call_ok(
+                http::Method::DELETE,
+                &key,
+                &[("uploadId".into(), id)],
+                Vec::new(),
+                Vec::new(),
+            ) {
+                Ok(_) | Err(BlobError::Missing(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.delete(at)
     }
 }
 
