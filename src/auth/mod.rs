@@ -51,8 +51,15 @@ fn noauth(req: &ApiRequest, settings: &AuthSettings) -> ApiResult<Caller> {
     let project = first(&["x-project-id", "x-tenant-id", "x-tenant"])
         .unwrap_or_else(|| settings.default_project_id.clone());
     let user = first(&["x-user-id", "x-user"]).unwrap_or_else(|| settings.default_user_id.clone());
-    let roles: Vec<String> = match first(&["x-roles", "x-role"]) {
-        Some(r) => r.split(',').map(|s| s.trim().to_string()).collect(),
+    // A roles header that is present but blank means no roles: only a
+    // request without one gets the configured defaults.
+    let sent = ["x-roles", "x-role"].iter().find_map(|n| req.header(n));
+    let roles: Vec<String> = match sent {
+        Some(r) => r
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
         None => settings.default_roles.clone(),
     };
     let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
@@ -105,6 +112,13 @@ mod tests {
         .unwrap();
         assert_eq!(c.project_id.as_deref(), Some("p7"));
         assert_eq!(c.roles, vec!["member", "reader"]);
+    }
+
+    #[test]
+    fn a_blank_roles_header_means_no_roles() {
+        let c = noauth(&req("127.0.0.1", &[("x-roles", " ")]), &settings(false)).unwrap();
+        assert!(c.roles.is_empty());
+        assert!(!c.is_admin());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::db::leases::{Lease, LeaseKind};
 use crate::db::tasks::TaskRepo;
 use crate::error::ApiError;
 use crate::image::{ContainerFormat, DataFacts, DiskFormat, Image, Status};
-use crate::ports::{OutRequest, Ports, StoreError};
+use crate::ports::{Ports, StoreError};
 use crate::settings::StoreSettings;
 use crate::timestamp::Timestamp;
 
@@ -190,20 +190,11 @@ impl<'a> Worker<'a> {
                 self.copy(self.stores.staging(), &staged.location, store)
             }
             Method::WebDownload(uri) => {
-                let mut resp = self
-                    .ports
-                    .http
-                    .send(OutRequest {
-                        method: http::Method::GET,
-                        url: uri.clone(),
-                        headers: Vec::new(),
-                        body: Vec::new(),
-                    })
-                    .map_err(|e| e.to_string())?;
-                if !(200..300).contains(&resp.status) {
-                    return Err(format!("{uri}: HTTP {}", resp.status));
-                }
                 let settings = self.stores.settings();
+                let mut resp = settings
+                    .download_hosts
+                    .get(self.ports.http.as_ref(), uri)
+                    .map_err(|e| e.to_string())?;
                 let too_large =
                     format!("The image is larger than {} bytes", settings.image_size_cap);
                 let rules = ReceiveRules {

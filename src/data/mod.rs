@@ -8,4 +8,5 @@ pub mod lease;
 pub mod range;
 pub mod receive;
 pub mod reclaim;
+pub mod remote;
 pub mod stores;

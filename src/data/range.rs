@@ -46,11 +46,10 @@ fn one_range(spec: &str, size: u64) -> RangeRequest {
     let (a, b) = (a.trim(), b.trim());
     let num = |s: &str| s.parse::<u64>().ok();
     let range = match (a.is_empty(), b.is_empty()) {
-        (true, false) => num(b).map(|n| {
-            // webob: bytes=-0 means the whole entity.
-            let n = if n == 0 { size } else { n.min(size) };
-            (size - n, size.saturating_sub(1))
-        }),
+        // The last n bytes; the last 0 bytes is no range at all (416).
+        (true, false) => num(b)
+            .filter(|n| *n > 0)
+            .map(|n| (size - n.min(size), size.saturating_sub(1))),
         (false, true) => num(a).map(|first| (first, size.saturating_sub(1))),
         (false, false) => match (num(a), num(b)) {
             (Some(first), Some(last)) if last >= first => {
@@ -87,7 +86,7 @@ mod tests {
         assert_eq!(range("bytes=-5", 1000), p(995, 999));
         assert_eq!(range("bytes=990-", 1000), p(990, 999));
         assert_eq!(range("bytes=995-2000", 1000), p(995, 999));
-        assert_eq!(range("bytes=-0", 1000), p(0, 999));
+        assert_eq!(range("bytes=-0", 1000), RangeRequest::Unsatisfiable);
         assert_eq!(range("bytes=1000-", 1000), RangeRequest::Unsatisfiable);
         assert_eq!(range("bytes=5-2", 1000), RangeRequest::Unsatisfiable);
         assert_eq!(range("bytes=abc", 1000), RangeRequest::Unsatisfiable);

@@ -5,6 +5,7 @@ use super::{flag, list, number, parse_bool, parse_size, value, ConfigError, Var}
 use crate::auth::keystone::KeystoneSettings;
 use crate::data::blob::s3::S3Settings;
 use crate::data::blob::sigv4::Credentials;
+use crate::data::remote::DownloadHosts;
 use crate::data::stores::StoreId;
 use crate::ports::Variables;
 
@@ -154,6 +155,8 @@ pub(crate) struct StoreSettings {
     pub import_methods: Vec<String>,
     /// Seconds work on data may go without progress (`stale_upload_seconds`).
     pub stale_seconds: i64,
+    /// Where web-download and http locations may fetch from.
+    pub download_hosts: DownloadHosts,
 }
 
 impl StoreSettings {
@@ -198,6 +201,7 @@ impl StoreSettings {
             stale_seconds: number::<i64>(vars, Var::StaleUploadSeconds)
                 .unwrap_or(600)
                 .max(1),
+            download_hosts: DownloadHosts::parse(&value(vars, Var::DownloadHosts)),
         })
     }
 

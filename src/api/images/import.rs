@@ -89,7 +89,7 @@ pub(super) fn import(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
                 .get("uri")
                 .and_then(Value::as_str)
                 .ok_or_else(|| ApiError::bad_request("web-download requires a 'uri'."))?;
-            if !(uri.starts_with("http://") || uri.starts_with("https://")) {
+            if ctx.settings.download_hosts.check(uri).is_err() {
                 return Err(ApiError::bad_request(format!(
                     "URI for web-download does not pass filtering: {uri}"
                 )));

@@ -151,6 +151,10 @@ const EQ_COLUMNS: [&str; 6] = [
     "min_ram",
     "min_disk",
 ];
+/// Filter values and sort keys one list may carry: well above any real
+/// query, and well below what makes SQLite refuse the statement.
+pub const MAX_TERMS: usize = 100;
+
 /// Numeric columns with `_min`/`_max` range filters (and plain equality).
 const RANGE_COLUMNS: [&str; 2] = ["size", "virtual_size"];
 
@@ -326,6 +330,20 @@ impl ListQuery {
             if !q.sort.iter().any(|(k, _)| *k == tie) {
                 q.sort.push((tie, default_dir));
             }
+        }
+        let terms: usize = q
+            .filters
+            .iter()
+            .map(|f| match f {
+                Filter::In(_, values) => values.len(),
+                _ => 1,
+            })
+            .sum::<usize>()
+            + q.sort.len();
+        if terms > MAX_TERMS {
+            return Err(ApiError::bad_request(format!(
+                "Too many filters and sort keys: {terms} given, at most {MAX_TERMS} are accepted."
+            )));
         }
         Ok(q)
     }

@@ -118,3 +118,15 @@ fn links_carry_every_parameter() {
         "/v2/images?limit=2&tag=a&tag=b&sort_key=name&marker=m2"
     );
 }
+
+#[test]
+fn too_many_filters_is_a_400_naming_the_limit() {
+    let many: Vec<String> = (0..999).map(|i| format!("tag=t{i}")).collect();
+    let err = ListQuery::parse(&many.join("&"), &ImageLimits::default()).unwrap_err();
+    assert_eq!(err.status, http::StatusCode::BAD_REQUEST);
+    assert!(err.message.contains("at most 100"), "{}", err.message);
+    let names: Vec<String> = (0..200).map(|i| format!("n{i}")).collect();
+    let q = format!("name=in:{}", names.join(","));
+    assert!(ListQuery::parse(&q, &ImageLimits::default()).is_err());
+    assert!(ListQuery::parse("tag=a&tag=b&name=in:x,y", &ImageLimits::default()).is_ok());
+}
