@@ -27,14 +27,10 @@ pub type Service = fn(&Ports, ApiRequest) -> ApiResponse;
 /// Serves one Spin HTTP request with `service`.
 pub fn serve(req: IncomingRequest, out: ResponseOutparam, service: Service) {
     let headers = header_map(&req);
-    let base_url = headers
-        .get("spin-full-url")
-        .and_then(|v| v.to_str().ok())
+    let base_url = host_header(&headers, "spin-full-url")
         .map(origin)
         .unwrap_or_default();
-    let client_ip = headers
-        .get("spin-client-addr")
-        .and_then(|v| v.to_str().ok())
+    let client_ip = host_header(&headers, "spin-client-addr")
         .and_then(|a| a.parse::<SocketAddr>().ok())
         .map(|a| a.ip());
     let method = http_method(&req.method());
@@ -63,6 +59,17 @@ pub fn serve(req: IncomingRequest, out: ResponseOutparam, service: Service) {
     if let Some(work) = deferred {
         work(&ports);
     }
+}
+
+/// A header Spin sets: Spin keeps a client's header of the same name and
+/// appends its own after it, so only the last value is the host's (a client
+/// sending `spin-client-addr: 127.0.0.1:1` must not look local).
+fn host_header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(name)
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
 }
 
 /// `scheme://authority` of a full URL.
