@@ -38,18 +38,49 @@ impl Read for RequestBody {
 /// Sends `response` through `out`, then writes `body` into it and finishes it.
 /// A body that fails midway is abandoned unfinished, so the client sees a
 /// broken transfer instead of a short one that looks complete.
+///
+/// A body already in memory that the host stream accepts in one write (every
+/// JSON answer) is written and finished *before* the response is handed over.
+/// Spin starts writing the response head to the socket as soon as `out.set`
+/// returns; a body written after that races it, and when the head wins it goes
+/// out in a segment of its own and the body waits behind Nagle's algorithm for
+/// the client's delayed ACK (about 40 ms: Spin does not set TCP_NODELAY).
+/// Written first, head and body leave in one `writev`.
 pub fn write_body(out: ResponseOutparam, response: OutgoingResponse, body: Body) {
-    let outgoing = response.body();
-    out.set(response);
-    let Ok(outgoing) = outgoing else { return };
-    let complete = match outgoing.write() {
-        Ok(mut stream) => {
-            let ok = write_all(&mut stream, body);
-            drop(stream);
-            ok
-        }
-        Err(_) => false,
+    let Ok(outgoing) = response.body() else {
+        out.set(response);
+        return;
     };
+    let Ok(mut stream) = outgoing.write() else {
+        out.set(response);
+        return;
+    };
+    let rest = match body {
+        Body::Empty => None,
+        Body::Bytes(bytes) => match stream.check_write() {
+            Ok(n) if n >= bytes.len() as u64 => {
+                let written = stream.write(&bytes).is_ok();
+                drop(stream);
+                // A failed write leaves the body unfinished: a broken transfer.
+                if written {
+                    let _ = OutgoingBody::finish(outgoing, None);
+                }
+                out.set(response);
+                return;
+            }
+            _ => Some(Body::Bytes(bytes)),
+        },
+        b => Some(b),
+    };
+    let Some(rest) = rest else {
+        drop(stream);
+        let _ = OutgoingBody::finish(outgoing, None);
+        out.set(response);
+        return;
+    };
+    out.set(response);
+    let complete = write_all(&mut stream, rest);
+    drop(stream);
     if complete {
         // The client has all it will get; a failure here has no one to tell.
         let _ = OutgoingBody::finish(outgoing, None);
