@@ -39,13 +39,15 @@ impl Read for RequestBody {
 /// A body that fails midway is abandoned unfinished, so the client sees a
 /// broken transfer instead of a short one that looks complete.
 ///
-/// A body already in memory that the host stream accepts in one write (every
-/// JSON answer) is written and finished *before* the response is handed over.
-/// Spin starts writing the response head to the socket as soon as `out.set`
-/// returns; a body written after that races it, and when the head wins it goes
-/// out in a segment of its own and the body waits behind Nagle's algorithm for
-/// the client's delayed ACK (about 40 ms: Spin does not set TCP_NODELAY).
-/// Written first, head and body leave in one `writev`.
+/// As much of the body as the host stream takes without blocking (one write of
+/// up to its budget, 1 MiB in wasmtime-wasi-http) is written *before* the
+/// response is handed over, and a body that ends there is finished first too:
+/// every JSON answer and every image of one chunk. Spin starts writing the
+/// response head to the socket as soon as `out.set` returns; a body written
+/// after that races it, and when the head wins it goes out in a segment of its
+/// own and the body waits behind Nagle's algorithm for the client's delayed
+/// ACK (about 40 ms: Spin does not set TCP_NODELAY). Written first, head and
+/// body leave in one `writev`.
 pub fn write_body(out: ResponseOutparam, response: OutgoingResponse, body: Body) {
     let Ok(outgoing) = response.body() else {
         out.set(response);
@@ -55,35 +57,71 @@ pub fn write_body(out: ResponseOutparam, response: OutgoingResponse, body: Body)
         out.set(response);
         return;
     };
+    // What is left to write once the response is handed over.
     let rest = match body {
-        Body::Empty => None,
-        Body::Bytes(bytes) => match stream.check_write() {
-            Ok(n) if n >= bytes.len() as u64 => {
-                let written = stream.write(&bytes).is_ok();
-                drop(stream);
-                // A failed write leaves the body unfinished: a broken transfer.
-                if written {
-                    let _ = OutgoingBody::finish(outgoing, None);
-                }
-                out.set(response);
-                return;
-            }
-            _ => Some(Body::Bytes(bytes)),
+        Body::Empty => Rest::Done,
+        Body::Bytes(bytes) => match write_now(&stream, &bytes) {
+            Some(true) => Rest::Done,
+            Some(false) => Rest::Failed,
+            None => Rest::Body(Body::Bytes(bytes)),
         },
-        b => Some(b),
+        Body::Stream(mut chunks) => match chunks.next() {
+            None => Rest::Done,
+            Some(Err(_)) => Rest::Failed,
+            Some(Ok(first)) => match write_now(&stream, &first) {
+                Some(true) => match chunks.next() {
+                    None => Rest::Done,
+                    Some(next) => Rest::Body(Body::Stream(Box::new(
+                        std::iter::once(next).chain(chunks),
+                    ))),
+                },
+                Some(false) => Rest::Failed,
+                None => Rest::Body(Body::Stream(Box::new(
+                    std::iter::once(Ok(first)).chain(chunks),
+                ))),
+            },
+        },
     };
-    let Some(rest) = rest else {
-        drop(stream);
-        let _ = OutgoingBody::finish(outgoing, None);
-        out.set(response);
-        return;
+    let complete = match rest {
+        Rest::Done => {
+            drop(stream);
+            let _ = OutgoingBody::finish(outgoing, None);
+            out.set(response);
+            return;
+        }
+        Rest::Failed => {
+            // Handed over unfinished: the client sees a broken transfer.
+            out.set(response);
+            false
+        }
+        Rest::Body(body) => {
+            out.set(response);
+            write_all(&mut stream, body)
+        }
     };
-    out.set(response);
-    let complete = write_all(&mut stream, rest);
     drop(stream);
     if complete {
         // The client has all it will get; a failure here has no one to tell.
         let _ = OutgoingBody::finish(outgoing, None);
+    }
+}
+
+enum Rest {
+    Done,
+    Failed,
+    Body(Body),
+}
+
+/// Writes `bytes` in one write if the stream takes that many now: `Some(ok)`;
+/// `None` if it would have to wait (nothing written).
+fn write_now(stream: &OutputStream, bytes: &[u8]) -> Option<bool> {
+    if bytes.is_empty() {
+        return Some(true);
+    }
+    match stream.check_write() {
+        Ok(n) if n >= bytes.len() as u64 => Some(stream.write(bytes).is_ok()),
+        Ok(_) => None,
+        Err(_) => Some(false),
     }
 }
 
