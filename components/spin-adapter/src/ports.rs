@@ -22,8 +22,23 @@ impl SpinDb {
         }
         let c = Connection::open_default()
             .map_err(|e| StoreError(format!("cannot open database: {e:?}")))?;
+        tune(&c);
         Ok(self.conn.get_or_init(|| c))
     }
+}
+
+/// Spin's `spin` SQLite (crates/sqlite-inproc) opens a fresh rusqlite connection
+/// for every `open`, with SQLite's defaults: rollback journal and
+/// `synchronous=FULL`, so each write statement is a transaction with four
+/// fsyncs plus a journal file created and unlinked, and readers and writers lock
+/// each other out (waiting in SQLite's sleeping busy handler, rusqlite's 5 s
+/// timeout). WAL is a property of the database file, so switching once
+/// is enough (a no-op when it already is WAL); `synchronous` is per
+/// connection, so it is set on every open. Backends that refuse either
+/// (libsql, in-memory) are left as they are.
+fn tune(c: &Connection) {
+    let _ = c.execute("PRAGMA journal_mode=WAL", &[]);
+    let _ = c.execute("PRAGMA synchronous=NORMAL", &[]);
 }
 
 impl Database for SpinDb {
