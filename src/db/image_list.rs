@@ -1,6 +1,8 @@
 //! List queries in SQL: a [`ListQuery`] and the caller's visibility rules
 //! become one `SELECT` with keyset paging after the marker.
 
+use std::collections::HashMap;
+
 use crate::auth::caller::Caller;
 use crate::db::images::{images_from_rows, ImageRepo, COLUMNS};
 use crate::image::list_query::{Filter, ListQuery, MemberStatusFilter, SortDir, VisibilityFilter};
@@ -35,20 +37,53 @@ impl ImageRepo<'_> {
             .collect();
         let limit = i64::from(q.limit);
         sql.params.push((limit + 1).into());
-        let rows = self.db.execute(
+        // First the ids and sizes of the page, then the rows that fit in
+        // PAGE_BYTES: a page of huge records stays bounded in memory (and
+        // `next` points past the last one shown).
+        let sizes = self.db.execute(
             &format!(
-                "SELECT {COLUMNS} FROM images WHERE {} ORDER BY {} LIMIT ?",
+                "SELECT id, length(properties) + length(tags) + length(locations) \
+                 + IFNULL(length(name), 0) FROM images WHERE {} ORDER BY {} LIMIT ?",
                 sql.conditions.join(" AND "),
                 order.join(", ")
             ),
             &sql.params,
         )?;
-        let mut images = images_from_rows(rows)?;
-        let more = images.len() as i64 > limit;
-        images.truncate(q.limit as usize);
+        let mut ids: Vec<String> = Vec::new();
+        let mut bytes = 0i64;
+        let mut more = sizes.rows.len() as i64 > limit;
+        for row in sizes.rows.iter().take(q.limit as usize) {
+            let size = row.get(1).and_then(SqlValue::as_i64).unwrap_or(0);
+            if !ids.is_empty() && bytes + size > PAGE_BYTES {
+                more = true;
+                break;
+            }
+            bytes += size;
+            if let Some(id) = row.first().and_then(SqlValue::as_str) {
+                ids.push(id.to_string());
+            }
+        }
+        if ids.is_empty() {
+            return Ok((Vec::new(), false));
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let params: Vec<SqlValue> = ids.iter().map(|i| i.as_str().into()).collect();
+        let rows = self.db.execute(
+            &format!("SELECT {COLUMNS} FROM images WHERE id IN ({marks})"),
+            &params,
+        )?;
+        let mut by_id: HashMap<String, Image> = images_from_rows(rows)?
+            .into_iter()
+            .map(|i| (i.id.clone(), i))
+            .collect();
+        let images = ids.iter().filter_map(|id| by_id.remove(id)).collect();
         Ok((images, more))
     }
 }
+
+/// The most record bytes (properties, tags, locations, name) one page holds;
+/// a page always holds at least one image.
+pub(crate) const PAGE_BYTES: i64 = 4 << 20;
 
 /// Conditions and their parameters, joined with AND.
 #[derive(Default)]
@@ -307,5 +342,22 @@ mod tests {
         assert_eq!((ids(&page1), more), (vec!["a", "b", "c"], true));
         let (page2, more) = repo.list(&q, &p1, Some(&page1[2])).unwrap();
         assert_eq!((ids(&page2), more), (vec!["d"], false));
+    }
+
+    #[test]
+    fn a_page_of_huge_records_is_cut_by_bytes() {
+        let db = MemoryDb::new();
+        let repo = ImageRepo::open(&db).unwrap();
+        let big = "x".repeat((PAGE_BYTES / 3) as usize);
+        for (n, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            let mut i = img(id, "p1", n as i64);
+            i.properties.insert("blob".into(), big.clone());
+            repo.insert(&i).unwrap();
+        }
+        let q = ListQuery::parse("sort_key=name&sort_dir=asc", &ImageLimits::default()).unwrap();
+        let (page, more) = repo.list(&q, &member("p1"), None).unwrap();
+        assert_eq!((ids(&page), more), (vec!["a", "b"], true));
+        let (rest, more) = repo.list(&q, &member("p1"), Some(&page[1])).unwrap();
+        assert_eq!((ids(&rest), more), (vec!["c", "d"], false));
     }
 }

@@ -71,9 +71,9 @@ pub fn write_body(out: ResponseOutparam, response: OutgoingResponse, body: Body)
             Some(Ok(first)) => match write_now(&stream, &first) {
                 Some(true) => match chunks.next() {
                     None => Rest::Done,
-                    Some(next) => Rest::Body(Body::Stream(Box::new(
-                        std::iter::once(next).chain(chunks),
-                    ))),
+                    Some(next) => {
+                        Rest::Body(Body::Stream(Box::new(std::iter::once(next).chain(chunks))))
+                    }
                 },
                 Some(false) => Rest::Failed,
                 None => Rest::Body(Body::Stream(Box::new(
