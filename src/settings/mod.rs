@@ -245,6 +245,45 @@ mod tests {
         assert_eq!(manifest, code, "spin.toml [variables] vs settings::Var");
     }
 
+    /// The variable names `[component.<id>.variables]` declares.
+    fn component_variables(id: &str) -> Vec<String> {
+        let text = include_str!("../../spin.toml");
+        let header = format!("[component.{id}.variables]");
+        let mut inside = false;
+        let mut out = Vec::new();
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                inside = line == header;
+                continue;
+            }
+            if inside && !line.is_empty() && !line.starts_with('#') {
+                if let Some((name, _)) = line.split_once('=') {
+                    out.push(name.trim().to_string());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_images_component_is_given_every_variable_it_reads() {
+        let given = component_variables("images");
+        let elsewhere = [Var::ImageMemberQuota, Var::PublicEndpoint];
+        for var in Var::ALL.iter().filter(|v| !elsewhere.contains(v)) {
+            assert!(
+                given.iter().any(|g| g == var.name()),
+                "spin.toml: [component.images.variables] lacks {}",
+                var.name()
+            );
+        }
+        for name in given {
+            assert!(
+                Var::ALL.iter().any(|v| v.name() == name),
+                "spin.toml gives the images component an unknown variable {name}"
+            );
+        }
+    }
+
     #[test]
     fn blank_means_default_and_numbers_are_checked() {
         let v = fixed_vars(&[("api_limit_max", " "), ("kv_chunk_size", "lots")]);
