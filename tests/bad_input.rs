@@ -1,11 +1,9 @@
 //! End-to-end: bad input gets a clear 4xx with a Glance-shaped JSON error body,
 //! never a 500. Each case asserts the status and the error document.
 
-mod common;
-
-use common::http::Payload;
-use common::{new_project, shared, uuid_like, Client};
 use serde_json::json;
+use test_support::http::Payload;
+use test_support::{new_project, shared, uuid_like, Client};
 
 fn member() -> Client {
     shared().project(&new_project(), "member")

@@ -1,12 +1,10 @@
 //! Real clients moving image data: python-glanceclient and openstacksdk
 //! (pip-installed), including a web-download import from a loopback server.
 
-mod common;
-
-use common::data::{hashes, noise_vec};
-use common::http::serve_bytes;
-use common::python::{glance, prop, sdk_script};
-use common::{temp_dir, Service};
+use test_support::data::{hashes, noise_vec};
+use test_support::http::serve_bytes;
+use test_support::python::{glance, prop, sdk_script};
+use test_support::{Service, TempDir};
 
 fn wait_active(svc: &Service, id: &str) -> serde_json::Value {
     let c = svc.client();
@@ -30,8 +28,10 @@ fn wait_active(svc: &Service, id: &str) -> serde_json::Value {
 
 #[test]
 fn glanceclient_data_commands() {
-    let svc = Service::start_with(&[("SPIN_VARIABLE_DOWNLOAD_HOSTS", "http://127.0.0.1:*")]);
-    let dir = temp_dir("gc-data");
+    let svc = Service::builder()
+        .env("SPIN_VARIABLE_DOWNLOAD_HOSTS", "http://127.0.0.1:*")
+        .start();
+    let dir = TempDir::new("gc-data");
     let data = noise_vec(21, 3_000_000);
     let (md5, sha) = hashes(&data);
     let file = dir.join("image.raw");
@@ -163,7 +163,9 @@ fn web_download_from_a_host_not_allowed_fails_cleanly() {
 
 #[test]
 fn glanceclient_stores_info_in_multi_store_mode() {
-    let svc = Service::start_with(&[("SPIN_VARIABLE_STORES", "kv,http")]);
+    let svc = Service::builder()
+        .env("SPIN_VARIABLE_STORES", "kv,http")
+        .start();
     let out = glance(&svc, &["stores-info"]);
     let out = out.expect_ok();
     assert!(
@@ -179,7 +181,7 @@ fn glanceclient_stores_info_in_multi_store_mode() {
 #[test]
 fn openstacksdk_create_image_and_download() {
     let svc = Service::start();
-    let dir = temp_dir("sdk");
+    let dir = TempDir::new("sdk");
     let data = noise_vec(24, 2_200_000);
     let src = dir.join("in.raw");
     let dst = dir.join("out.raw");

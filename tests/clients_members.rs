@@ -1,19 +1,9 @@
 //! Real clients sharing images with Keystone authentication: glanceclient's
 //! member commands and openstacksdk's add_member/update_member/members.
 
-mod common;
-
-use common::keystone::Keystone;
-use common::python::{glance_as, prop, sdk_script, table};
-use common::Service;
-
-fn service(ks: &Keystone) -> Service {
-    Service::start_with(&[
-        ("SPIN_VARIABLE_AUTH_STRATEGY", "keystone"),
-        ("SPIN_VARIABLE_KEYSTONE_URL", &ks.url),
-        ("SPIN_VARIABLE_KEYSTONE_PASSWORD", "secret"),
-    ])
-}
+use test_support::keystone::Keystone;
+use test_support::python::{glance_as, prop, sdk_script, table};
+use test_support::Service;
 
 fn login(ks: &Keystone, user: &str, project: &str) -> Vec<String> {
     [
@@ -42,7 +32,7 @@ fn refs(v: &[String]) -> Vec<&str> {
 #[test]
 fn glanceclient_member_commands_with_keystone() {
     let ks = Keystone::start();
-    let svc = service(&ks);
+    let svc = Service::builder().keystone(&ks).start();
     let owner = login(&ks, "alpha-member", "alpha");
     let consumer = login(&ks, "beta-member", "beta");
     let beta = ks.project_id("beta");
@@ -120,7 +110,7 @@ fn glanceclient_member_commands_with_keystone() {
 #[test]
 fn openstacksdk_members_with_keystone() {
     let ks = Keystone::start();
-    let svc = service(&ks);
+    let svc = Service::builder().keystone(&ks).start();
     let owner_token = ks.token("alpha-member", "secret", "alpha");
     let img = svc
         .client()

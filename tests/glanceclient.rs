@@ -1,14 +1,12 @@
 //! python-glanceclient (pip-installed) drives the metadata API end to end.
 
-mod common;
-
-use common::python::{glance, prop, table};
-use common::Service;
+use test_support::python::{glance, prop, table};
+use test_support::Service;
 
 #[test]
 fn glanceclient_metadata_workflow() {
     let svc = Service::start();
-    let tag = &common::uuid_like()[..8];
+    let tag = &test_support::uuid_like()[..8];
     let name = |n: &str| format!("gc-{tag}-{n}");
 
     // image-create without data, with --property.

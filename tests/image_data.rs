@@ -1,16 +1,14 @@
 //! End-to-end: image data through glance-host into the `kv` store and back.
 
-mod common;
-
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::data::{hashes, noise, noise_vec, Hashes};
-use common::http::Payload;
-use common::{new_project, shared, Client, Service};
 use serde_json::{json, Value};
+use test_support::data::{hashes, noise, noise_vec, Hashes};
+use test_support::http::Payload;
+use test_support::{new_project, shared, Client, Service};
 
 const OCTET: (&str, &str) = ("Content-Type", "application/octet-stream");
 
@@ -177,7 +175,7 @@ fn concurrent_uploads_one_wins() {
     let loser = c.send("PUT", &path, &[OCTET], Payload::Bytes(&second));
     loser.expect_error(409);
     s.write_all(&first[1 << 20..]).unwrap();
-    let winner = common::http::finish(s);
+    let winner = test_support::http::finish(s);
     assert_eq!(winner.status, 204, "{}", winner.text());
     assert_eq!(c.get(&path).body, first);
     // And a third upload to the now active image is refused too.
@@ -324,7 +322,9 @@ fn c_project(c: &Client) -> String {
 
 #[test]
 fn size_cap_refuses_and_keeps_nothing() {
-    let svc = Service::start_with(&[("SPIN_VARIABLE_IMAGE_SIZE_CAP", "3000000")]);
+    let svc = Service::builder()
+        .env("SPIN_VARIABLE_IMAGE_SIZE_CAP", "3000000")
+        .start();
     let c = svc.client();
     let id = raw_image(&c);
     let path = format!("/v2/images/{id}/file");
@@ -365,7 +365,7 @@ fn format_mismatch_and_unsafe_qcow2_are_refused() {
     );
     assert_eq!(svc.stored_chunks(qcow["id"].as_str().unwrap()), 0);
 
-    let dir = common::temp_dir("qcow");
+    let dir = test_support::TempDir::new("qcow");
     let backing = dir.join("base.raw");
     std::fs::write(&backing, vec![0u8; 1 << 20]).unwrap();
     let overlay = dir.join("overlay.qcow2");
@@ -503,7 +503,9 @@ fn glance_direct_import() {
 fn store_failure_midway_leaves_nothing_and_retry_works() {
     // The host's deliberate fault (see host/src/state/key_value.rs): the
     // fourth key-value write fails, as a full or broken backend would.
-    let svc = Service::start_with(&[("GLANCE_HOST_KV_FAIL_SETS_AFTER", "3")]);
+    let svc = Service::builder()
+        .env("GLANCE_HOST_KV_FAIL_SETS_AFTER", "3")
+        .start();
     let c = svc.client();
     let id = raw_image(&c);
     let path = format!("/v2/images/{id}/file");

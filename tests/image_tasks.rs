@@ -3,13 +3,11 @@
 //! body, as Tempest's glance-direct import test checks; and Glance's rules
 //! for who sees which tasks.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::http::Payload;
-use common::{new_project, shared, Client};
 use serde_json::{json, Value};
+use test_support::http::Payload;
+use test_support::{new_project, shared, Client};
 
 const OCTET: (&str, &str) = ("Content-Type", "application/octet-stream");
 

@@ -1,10 +1,8 @@
 //! End-to-end: the image metadata API over HTTP through glance-host and the
 //! real .wasm components.
 
-mod common;
-
-use common::{new_project, shared, uuid_like};
 use serde_json::{json, Value};
+use test_support::{new_project, shared, uuid_like};
 
 fn ids(list: &Value) -> Vec<String> {
     list["images"]
@@ -284,14 +282,14 @@ fn deactivate_rules() {
         "POST",
         &format!("{path}/actions/deactivate"),
         &[],
-        common::http::Payload::None,
+        test_support::http::Payload::None,
     )
     .expect_error(403);
     c.send(
         "POST",
         &format!("{path}/actions/reactivate"),
         &[],
-        common::http::Payload::None,
+        test_support::http::Payload::None,
     )
     .expect_error(403);
 }
@@ -431,11 +429,11 @@ fn routing_and_methods() {
         "HEAD",
         &format!("/v2/images/{id}"),
         &[],
-        common::http::Payload::None,
+        test_support::http::Payload::None,
     );
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, PATCH, DELETE"));
-    let r = c.send("PUT", "/v2/images", &[], common::http::Payload::None);
+    let r = c.send("PUT", "/v2/images", &[], test_support::http::Payload::None);
     r.expect_error(405);
     assert_eq!(r.header("allow"), Some("GET, POST"));
     c.get("/v2/images/").expect_error(404);
@@ -446,7 +444,7 @@ fn routing_and_methods() {
         "POST",
         "/v2/schemas/image",
         &[],
-        common::http::Payload::None,
+        test_support::http::Payload::None,
     )
     .expect_error(405);
 }
@@ -487,7 +485,7 @@ fn noauth_headers_and_defaults() {
     let img = svc.client().create_image(&json!({"name": "default-owner"}));
     assert_eq!(img["owner"], "admin");
     // X-Tenant-Id works as X-Project-Id does.
-    let t = common::Client::new(svc.addr)
+    let t = test_support::Client::new(svc.addr)
         .with_header("X-Tenant-Id", "tenant-x")
         .with_header("X-Roles", "member")
         .create_image(&json!({"name": "t"}));

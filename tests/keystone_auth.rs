@@ -2,28 +2,15 @@
 //! loopback): authentication, token caching, and Glance's authorization rules
 //! as a matrix of visibility × caller × operation.
 
-mod common;
-
 use std::fmt::Write as _;
 
-use common::http::Payload;
-use common::keystone::Keystone;
-use common::proxy::CountingProxy;
-use common::{Client, Service};
 use serde_json::{json, Value};
+use test_support::http::Payload;
+use test_support::keystone::Keystone;
+use test_support::proxy::CountingProxy;
+use test_support::{Client, Service};
 
 const OCTET: (&str, &str) = ("Content-Type", "application/octet-stream");
-
-fn start_service(keystone_url: &str, ttl: &str) -> Service {
-    Service::start_with(&[
-        ("SPIN_VARIABLE_AUTH_STRATEGY", "keystone"),
-        ("SPIN_VARIABLE_KEYSTONE_URL", keystone_url),
-        ("SPIN_VARIABLE_KEYSTONE_USERNAME", "glance"),
-        ("SPIN_VARIABLE_KEYSTONE_PASSWORD", "secret"),
-        ("SPIN_VARIABLE_KEYSTONE_PROJECT", "service"),
-        ("SPIN_VARIABLE_TOKEN_CACHE_TTL", ttl),
-    ])
-}
 
 fn with_token(svc: &Service, token: Option<&str>) -> Client {
     match token {
@@ -201,7 +188,10 @@ impl World {
 #[test]
 fn authorization_matrix() {
     let ks = Keystone::start();
-    let svc = start_service(&ks.url, "300");
+    let svc = Service::builder()
+        .keystone(&ks)
+        .env("SPIN_VARIABLE_TOKEN_CACHE_TTL", "300")
+        .start();
     let tok = |u: &str, p: &str| ks.token(u, "secret", p);
     let revoked = tok("alpha-member", "alpha");
     ks.revoke(&revoked);
@@ -261,7 +251,7 @@ fn authorization_matrix() {
             );
         }
     }
-    common::report(&format!(
+    test_support::report(&format!(
         "\nAuthorization matrix (L = listed, - = not listed, else HTTP status):\n{table}"
     ));
     assert!(
@@ -275,7 +265,11 @@ fn authorization_matrix() {
 fn tokens_are_cached_and_revocation_applies_within_the_ttl() {
     let ks = Keystone::start();
     let proxy = CountingProxy::start(ks.url.trim_start_matches("http://").parse().unwrap());
-    let svc = start_service(&proxy.url, "2");
+    // Keystone through the counting proxy.
+    let svc = Service::builder()
+        .keystone_url(&proxy.url)
+        .env("SPIN_VARIABLE_TOKEN_CACHE_TTL", "2")
+        .start();
     let token = ks.token("alpha-member", "secret", "alpha");
     let c = with_token(&svc, Some(&token));
     c.get("/v2/images").expect_json(200);
@@ -302,7 +296,10 @@ fn tokens_are_cached_and_revocation_applies_within_the_ttl() {
 #[test]
 fn expired_tokens_are_refused() {
     let ks = Keystone::start_with_expiration(4);
-    let svc = start_service(&ks.url, "300");
+    let svc = Service::builder()
+        .keystone(&ks)
+        .env("SPIN_VARIABLE_TOKEN_CACHE_TTL", "300")
+        .start();
     let token = ks.token("alpha-member", "secret", "alpha");
     let c = with_token(&svc, Some(&token));
     c.get("/v2/images").expect_json(200);
@@ -314,7 +311,10 @@ fn expired_tokens_are_refused() {
 #[test]
 fn spoofed_identity_headers_have_no_effect() {
     let ks = Keystone::start();
-    let svc = start_service(&ks.url, "300");
+    let svc = Service::builder()
+        .keystone(&ks)
+        .env("SPIN_VARIABLE_TOKEN_CACHE_TTL", "300")
+        .start();
     let reader = ks.token("beta-reader", "secret", "beta");
     let spoof = |c: Client| {
         c.with_header("X-Project-Id", "admin")

@@ -1,17 +1,15 @@
-//! Self-test of the end-to-end harness: the real Keystone (tests/common/keystone.rs,
-//! tests/keystone/) and the counting proxy (tests/common/proxy.rs). No Glance here.
-
-mod common;
+//! Self-test of the end-to-end harness: the real Keystone (test-support/src/keystone.rs,
+//! tests/keystone/) and the counting proxy (test-support/src/proxy.rs). No Glance here.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::http::Response;
-use common::keystone::{Keystone, PASSWORD};
-use common::proxy::CountingProxy;
-use common::Client;
 use serde_json::Value;
+use test_support::http::Response;
+use test_support::keystone::{Keystone, PASSWORD};
+use test_support::proxy::CountingProxy;
+use test_support::Client;
 
 /// GET /v3/auth/tokens through `client` (e.g. the proxy).
 fn validate(client: &Client, auth: &str, subject: &str) -> Response {
@@ -19,7 +17,7 @@ fn validate(client: &Client, auth: &str, subject: &str) -> Response {
         "GET",
         "/v3/auth/tokens",
         &[("X-Auth-Token", auth), ("X-Subject-Token", subject)],
-        common::http::Payload::None,
+        test_support::http::Payload::None,
     )
 }
 

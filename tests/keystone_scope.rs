@@ -4,22 +4,14 @@
 //! images (403) and sees none (404), as glance-tempest-plugin's RBAC suites
 //! check; the same user scoped to a project is an admin.
 
-mod common;
-
-use common::keystone::{Keystone, PASSWORD};
-use common::Service;
 use serde_json::json;
+use test_support::keystone::{Keystone, PASSWORD};
+use test_support::Service;
 
 #[test]
 fn system_scoped_tokens_pass_no_rule() {
     let ks = Keystone::start();
-    let svc = Service::start_with(&[
-        ("SPIN_VARIABLE_AUTH_STRATEGY", "keystone"),
-        ("SPIN_VARIABLE_KEYSTONE_URL", &ks.url),
-        ("SPIN_VARIABLE_KEYSTONE_USERNAME", "glance"),
-        ("SPIN_VARIABLE_KEYSTONE_PASSWORD", PASSWORD),
-        ("SPIN_VARIABLE_KEYSTONE_PROJECT", "service"),
-    ]);
+    let svc = Service::builder().keystone(&ks).start();
     let member = svc
         .client()
         .with_header("X-Auth-Token", &ks.token("alpha-member", PASSWORD, "alpha"));

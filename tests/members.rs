@@ -1,10 +1,8 @@
 //! End-to-end: image sharing through the members component (noauth identities).
 
-mod common;
-
-use common::http::Payload;
-use common::{new_project, shared, Client};
 use serde_json::{json, Value};
+use test_support::http::Payload;
+use test_support::{new_project, shared, Client};
 
 fn ids(list: &Value) -> Vec<String> {
     list["images"]
@@ -163,7 +161,7 @@ fn member_rules_and_bad_input() {
         .expect_error(404);
     c.owner
         .post_json(
-            &format!("/v2/images/{}/members", common::uuid_like()),
+            &format!("/v2/images/{}/members", test_support::uuid_like()),
             &json!({"member": "x"}),
         )
         .expect_error(404);
@@ -190,7 +188,9 @@ fn member_rules_and_bad_input() {
 
 #[test]
 fn member_quota() {
-    let svc = common::Service::start_with(&[("SPIN_VARIABLE_IMAGE_MEMBER_QUOTA", "2")]);
+    let svc = test_support::Service::builder()
+        .env("SPIN_VARIABLE_IMAGE_MEMBER_QUOTA", "2")
+        .start();
     let owner = svc.project(&new_project(), "member");
     let id = owner.create_image(&json!({}))["id"]
         .as_str()

@@ -3,16 +3,14 @@
 //! it against the live service: no 5xx, and every response (status, content
 //! type, headers, body) must match the document.
 
-mod common;
-
 use std::process::Command;
 
-use common::python::venv_for;
-use common::{root, Service};
+use test_support::python::venv_for;
+use test_support::{root, Service, TempDir};
 
 #[test]
 fn openapi_document_is_served() {
-    let svc = common::shared();
+    let svc = test_support::shared();
     let r = svc.client().get("/openapi.yaml");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/yaml"));
@@ -25,6 +23,7 @@ fn openapi_document_is_served() {
 fn schemathesis_finds_no_server_errors_or_nonconforming_responses() {
     let svc = Service::start();
     let venv = venv_for("tests/clients/schemathesis-requirements.txt");
+    let work = TempDir::new("schemathesis");
     let out = Command::new(venv.join("bin/st"))
         .args([
             "run",
@@ -44,7 +43,7 @@ fn schemathesis_finds_no_server_errors_or_nonconforming_responses() {
         ])
         .env("PYTHONPATH", root().join("tests/clients"))
         .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
-        .current_dir(common::temp_dir("schemathesis"))
+        .current_dir(&work)
         .output()
         .expect("run schemathesis");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -54,7 +53,7 @@ fn schemathesis_finds_no_server_errors_or_nonconforming_responses() {
         .unwrap_or("")
         .trim()
         .to_string();
-    common::report(&format!("schemathesis: {summary}"));
+    test_support::report(&format!("schemathesis: {summary}"));
     assert!(
         out.status.success(),
         "schemathesis reported problems:\n{stdout}\n{}",

@@ -4,24 +4,14 @@
 //! password credentials, the image endpoint found in Keystone's catalog, and
 //! `-f json` output read back and asserted.
 
-mod common;
-
 use std::path::Path;
 
 use serde_json::Value;
 
-use common::cli::{cloud_entry, column, openstackclient_venv, CloudCli};
-use common::data::{hashes, noise_vec};
-use common::keystone::{Keystone, PASSWORD};
-use common::Service;
-
-fn service(ks: &Keystone) -> Service {
-    Service::start_with(&[
-        ("SPIN_VARIABLE_AUTH_STRATEGY", "keystone"),
-        ("SPIN_VARIABLE_KEYSTONE_URL", &ks.url),
-        ("SPIN_VARIABLE_KEYSTONE_PASSWORD", PASSWORD),
-    ])
-}
+use test_support::cli::{cloud_entry, column, openstackclient_venv, CloudCli};
+use test_support::data::{hashes, noise_vec};
+use test_support::keystone::Keystone;
+use test_support::Service;
 
 /// python-openstackclient with a clouds.yaml holding one cloud per fixture
 /// user: `alpha` (alpha-member), `beta` (beta-member), and `alpha-direct`,
@@ -61,7 +51,7 @@ fn write(dir: &Path, name: &str, data: &[u8]) -> String {
 #[test]
 fn openstack_image_commands_with_keystone_catalog() {
     let ks = Keystone::start();
-    let svc = service(&ks);
+    let svc = Service::builder().keystone(&ks).start();
     // `image add project` resolves the project through the identity service,
     // which openstackclient finds in the catalog like the image service.
     ks.register_endpoint("identity", &format!("{}/v3", ks.url));

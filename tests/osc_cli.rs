@@ -10,22 +10,12 @@
 //! `http://localhost:PORT`, as a real deployment names it by host name.
 //! osc has no image member commands; sharing goes through `osc api image`.
 
-mod common;
-
 use serde_json::{json, Value};
 
-use common::cli::{cloud_entry, column, osc_binary, CloudCli, OSC_VERSION};
-use common::data::{hashes, noise_vec};
-use common::keystone::{Keystone, PASSWORD};
-use common::Service;
-
-fn service(ks: &Keystone) -> Service {
-    Service::start_with(&[
-        ("SPIN_VARIABLE_AUTH_STRATEGY", "keystone"),
-        ("SPIN_VARIABLE_KEYSTONE_URL", &ks.url),
-        ("SPIN_VARIABLE_KEYSTONE_PASSWORD", PASSWORD),
-    ])
-}
+use test_support::cli::{cloud_entry, column, osc_binary, CloudCli, OSC_VERSION};
+use test_support::data::{hashes, noise_vec};
+use test_support::keystone::Keystone;
+use test_support::Service;
 
 /// `osc` with a clouds.yaml holding the clouds `alpha` (alpha-member) and
 /// `beta` (beta-member); JSON goes to standard output, hints to stderr.
@@ -54,7 +44,7 @@ fn ids(list: &Value) -> Vec<&str> {
 #[test]
 fn osc_image_commands_with_keystone_catalog() {
     let ks = Keystone::start();
-    let svc = service(&ks);
+    let svc = Service::builder().keystone(&ks).start();
     ks.register_endpoint("identity", &format!("{}/v3", ks.url));
     ks.register_endpoint("image", &format!("http://localhost:{}", svc.addr.port()));
     let osc = osc(&ks);

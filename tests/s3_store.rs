@@ -1,31 +1,31 @@
 //! End-to-end: the `s3` store against a real S3-compatible server (moto,
 //! pip-installed by the test setup, on loopback), next to the `kv` store.
 
-mod common;
-
-use common::data::{hashes, noise, noise_vec, Hashes};
-use common::http::Payload;
-use common::python::S3Server;
-use common::Service;
 use serde_json::json;
+use test_support::data::{hashes, noise, noise_vec, Hashes};
+use test_support::http::Payload;
+use test_support::python::S3Server;
+use test_support::Service;
 
 const OCTET: (&str, &str) = ("Content-Type", "application/octet-stream");
 const BUCKET: &str = "glance-images";
 
 fn start() -> (S3Server, Service) {
     let s3 = S3Server::start(BUCKET);
-    let svc = Service::start_with(&[
-        ("SPIN_VARIABLE_STORES", "kv,s3"),
-        ("SPIN_VARIABLE_S3_ENDPOINT", &s3.endpoint),
-        ("SPIN_VARIABLE_S3_BUCKET", BUCKET),
-        ("SPIN_VARIABLE_S3_ACCESS_KEY", "testing"),
-        ("SPIN_VARIABLE_S3_SECRET_KEY", "testing"),
-        ("SPIN_VARIABLE_S3_PART_SIZE", "8388608"),
-    ]);
+    let svc = Service::builder()
+        .envs(&[
+            ("SPIN_VARIABLE_STORES", "kv,s3"),
+            ("SPIN_VARIABLE_S3_ENDPOINT", &s3.endpoint),
+            ("SPIN_VARIABLE_S3_BUCKET", BUCKET),
+            ("SPIN_VARIABLE_S3_ACCESS_KEY", "testing"),
+            ("SPIN_VARIABLE_S3_SECRET_KEY", "testing"),
+            ("SPIN_VARIABLE_S3_PART_SIZE", "8388608"),
+        ])
+        .start();
     (s3, svc)
 }
 
-fn image(c: &common::Client) -> String {
+fn image(c: &test_support::Client) -> String {
     c.create_image(&json!({"name": "s3", "disk_format": "raw", "container_format": "bare"}))["id"]
         .as_str()
         .unwrap()

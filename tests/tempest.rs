@@ -20,19 +20,17 @@
 //! store (or on several with `GLANCE_TEMPEST_MULTI_STORE=1`), for working on
 //! one failure; such a partial run leaves docs/tempest-results.md alone.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::http::serve_bytes;
-use common::keystone::{Keystone, PASSWORD, SERVICE_PROJECT, SERVICE_USER};
-use common::python::{venv_for, S3Server};
-use common::{root, temp_dir, Service};
 use serde_json::Value;
+use test_support::http::serve_bytes;
+use test_support::keystone::Keystone;
+use test_support::python::{venv_for, S3Server};
+use test_support::{root, Service, TempDir};
 
 /// Tempest's image API v2 tests and the plugin's RBAC suites.
 const REGEX: &str = r"^(tempest\.api\.image\.v2|glance_tempest_plugin\.tests\.rbac\.v2)\.";
@@ -146,7 +144,7 @@ fn tempest_image_suite() {
     }
     for run in &runs {
         let count = |s: &str| run.outcomes.values().filter(|o| o.status == s).count();
-        common::report(&format!(
+        test_support::report(&format!(
             "tempest [{}]: {} tests: {} passed, {} skipped, {} failed; tempest run {:.0?}",
             run.deployment.title,
             run.outcomes.len(),
@@ -156,7 +154,7 @@ fn tempest_image_suite() {
             run.time,
         ));
     }
-    common::report(&format!("tempest: whole test {:.0?}", started.elapsed()));
+    test_support::report(&format!("tempest: whole test {:.0?}", started.elapsed()));
     assert!(
         unexpected.is_empty(),
         "Tempest tests failed that {ALLOW_LIST} does not list:\n{}",
@@ -183,16 +181,11 @@ fn run_deployment(venv: &Path, deployment: Deployment) -> RunResult {
     let ks = Keystone::start_with(3600, 1);
     let http_image = serve_qcow2();
     let s3 = deployment.multi_store.then(|| S3Server::start(BUCKET));
-    let mut env: Vec<(&str, &str)> = vec![
-        ("SPIN_VARIABLE_AUTH_STRATEGY", "keystone"),
-        ("SPIN_VARIABLE_KEYSTONE_URL", &ks.url),
-        ("SPIN_VARIABLE_KEYSTONE_USERNAME", SERVICE_USER),
-        ("SPIN_VARIABLE_KEYSTONE_PASSWORD", PASSWORD),
-        ("SPIN_VARIABLE_KEYSTONE_PROJECT", SERVICE_PROJECT),
-        ("SPIN_VARIABLE_DOWNLOAD_HOSTS", "http://127.0.0.1:*"),
-    ];
+    let mut service = Service::builder()
+        .keystone(&ks)
+        .env("SPIN_VARIABLE_DOWNLOAD_HOSTS", "http://127.0.0.1:*");
     if let Some(s3) = &s3 {
-        env.extend([
+        service = service.envs(&[
             ("SPIN_VARIABLE_STORES", "kv,s3"),
             ("SPIN_VARIABLE_S3_ENDPOINT", s3.endpoint.as_str()),
             ("SPIN_VARIABLE_S3_BUCKET", BUCKET),
@@ -200,11 +193,12 @@ fn run_deployment(venv: &Path, deployment: Deployment) -> RunResult {
             ("SPIN_VARIABLE_S3_SECRET_KEY", "testing"),
         ]);
     }
-    let svc = Service::start_with(&env);
+    let svc = service.start();
     ks.register_endpoint("identity", &format!("{}/v3", ks.url));
     ks.register_endpoint("image", &svc.base);
 
-    let work = temp_dir("tempest");
+    // Kept when a test fails (removed below otherwise).
+    let work = TempDir::new("tempest").keep();
     let conf = std::fs::read_to_string(root().join("tests/tempest/tempest.conf"))
         .expect("tests/tempest/tempest.conf")
         .replace("{{workdir}}", &work.display().to_string())
@@ -438,7 +432,7 @@ fn write_results(runs: &[RunResult], allowed: &[(String, String)]) {
 /// Serves a small qcow2 image (made by `qemu-img`) over HTTP on loopback, for
 /// any number of requests; returns its URL.
 fn serve_qcow2() -> String {
-    let dir = temp_dir("tempest-image");
+    let dir = TempDir::new("tempest-image");
     let file = dir.join("cirros.qcow2");
     let ok = Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2"])

@@ -12,14 +12,12 @@
 //! uploads `--rounds` images; downloads repeat `--rounds` times and then until
 //! `--seconds` have passed, since one download is over in a fraction of a second.
 
-mod client;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client::Conn;
 use serde_json::json;
+use test_support::http::Conn;
 
 struct Args {
     endpoint: String,
@@ -140,9 +138,10 @@ fn run_data(args: &Args, op: &str, conc: usize) -> Result<(), String> {
         for r in 0..args.rounds {
             let id = new_image(&mut setup, &format!("bench-data-{w}-{r}"))?;
             if op == "download" {
-                setup.put_bytes(
+                setup.put_repeated(
                     &format!("/v2/images/{id}/file"),
                     args.size,
+                    noise_block(),
                     &[("Content-Type", "application/octet-stream")],
                 )?;
             }
@@ -167,9 +166,10 @@ fn run_data(args: &Args, op: &str, conc: usize) -> Result<(), String> {
             while r < rounds || Instant::now() < until {
                 let t = Instant::now();
                 let result = if op == "upload" {
-                    conn.put_bytes(
+                    conn.put_repeated(
                         &format!("/v2/images/{}/file", mine[r]),
                         size,
+                        noise_block(),
                         &[("Content-Type", "application/octet-stream")],
                     )
                     .map(|_| ())
@@ -332,5 +332,22 @@ fn measure(args: &Args, op: Op, conc: usize) -> Result<Result_, String> {
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         errors: errors.load(Ordering::Relaxed),
+    })
+}
+
+/// The upload body: 1 MiB of xorshift noise repeated (incompressible, cheap
+/// to produce once).
+fn noise_block() -> &'static [u8] {
+    static BLOCK: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BLOCK.get_or_init(|| {
+        let mut s: u64 = 0x9e3779b97f4a7c15;
+        (0..(1 << 17))
+            .flat_map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s.to_le_bytes()
+            })
+            .collect()
     })
 }

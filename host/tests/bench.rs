@@ -8,6 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use test_support::http::Conn;
+use test_support::TempDir;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -75,7 +77,7 @@ fn startup_time() {
     let start = |label: &str| {
         let t = Instant::now();
         let host = HostCmd::up(&app)
-            .env("GLANCE_HOST_CACHE_DIR", &cache.0.display().to_string())
+            .env("GLANCE_HOST_CACHE_DIR", &cache.display().to_string())
             .start();
         let ready = t.elapsed();
         let first = Instant::now();

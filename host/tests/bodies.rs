@@ -6,6 +6,8 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::*;
+use test_support::http::{read_response, request, send};
+use test_support::proc_status_kib;
 
 const MIB: u64 = 1 << 20;
 

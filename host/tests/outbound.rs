@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::*;
+use test_support::http::enc;
 
 /// A loopback HTTP server answering every request with `upstream-ok <path>`; counts hits.
 fn upstream() -> (u16, Arc<AtomicUsize>) {

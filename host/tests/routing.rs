@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use test_support::http::read_response;
 
 /// The route that served `path`, as the probe saw it in `spin-matched-route`.
 fn matched(host: &Host, path: &str) -> String {
@@ -61,7 +62,7 @@ fn precedence_does_not_depend_on_manifest_order() {
             .collect();
         format!("{head}{reversed}\n# Granted everything{components}")
     });
-    let manifest = std::fs::read_to_string(app.path("spin.toml")).unwrap();
+    let manifest = std::fs::read_to_string(app.join("spin.toml")).unwrap();
     assert!(
         manifest.find("route = \"/...\"").unwrap()
             < manifest.find("route = \"/v2/images/...\"").unwrap(),

@@ -6,6 +6,7 @@ mod common;
 use std::time::Instant;
 
 use common::*;
+use test_support::TempDir;
 
 /// Starts the host on the edited probe app and expects it to exit; returns stderr.
 fn refused(label: &str, edit: impl FnOnce(String) -> String) -> String {
@@ -68,7 +69,7 @@ fn required_variable_needs_a_value() {
 fn undefined_store_labels_are_refused() {
     let app = probe_app("undefined-kv", |m| m);
     // Without the runtime config, `extra` and `other` are not defined.
-    std::fs::write(app.path("rc.toml"), "").unwrap();
+    std::fs::write(app.join("rc.toml"), "").unwrap();
     let err = HostCmd::up(&app).try_start().err().expect("refused");
     assert!(
         err.contains("unknown key_value_stores label \"extra\" for component \"probe\""),
@@ -77,7 +78,7 @@ fn undefined_store_labels_are_refused() {
     let app = probe_app("undefined-db", |m| {
         m.replace("key_value_stores = [\"default\", \"extra\"]", "")
     });
-    std::fs::write(app.path("rc.toml"), "").unwrap();
+    std::fs::write(app.join("rc.toml"), "").unwrap();
     let err = HostCmd::up(&app).try_start().err().expect("refused");
     assert!(
         err.contains("One or more components use SQLite databases which are not defined"),
@@ -98,7 +99,7 @@ fn missing_wasm_and_bad_runtime_config_are_refused() {
 
     let app = probe_app("bad-rc", |m| m);
     std::fs::write(
-        app.path("rc.toml"),
+        app.join("rc.toml"),
         "[key_value_store.extra]\ntype = \"redis\"\nurl = \"redis://x\"\n",
     )
     .unwrap();
@@ -115,13 +116,13 @@ fn component_importing_an_unprovided_interface_is_refused() {
            )"#,
     )
     .unwrap();
-    std::fs::write(dir.path("bad.wasm"), wasm).unwrap();
+    std::fs::write(dir.join("bad.wasm"), wasm).unwrap();
     std::fs::write(
-        dir.path("spin.toml"),
+        dir.join("spin.toml"),
         "spin_manifest_version = 2\n[application]\nname = \"bad\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"bad\"\n[component.bad]\nsource = \"bad.wasm\"\n",
     )
     .unwrap();
-    std::fs::write(dir.path("rc.toml"), "").unwrap();
+    std::fs::write(dir.join("rc.toml"), "").unwrap();
     let err = HostCmd::up(&dir).try_start().err().expect("refused");
     assert!(err.contains("spin:postgres/postgres@3.0.0"), "{err}");
     assert!(err.contains("component `bad`"), "{err}");
@@ -130,7 +131,7 @@ fn component_importing_an_unprovided_interface_is_refused() {
 #[test]
 fn build_runs_commands_and_stops_at_a_failure() {
     let dir = TempDir::new("build");
-    std::fs::create_dir_all(dir.path("sub")).unwrap();
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
     let manifest = |second: &str| {
         format!(
             "spin_manifest_version = 2\n[application]\nname = \"b\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"one\"\n\
@@ -138,14 +139,14 @@ fn build_runs_commands_and_stops_at_a_failure() {
              [component.two]\nsource = \"two.wasm\"\n[component.two.build]\ncommand = [\"pwd > where\", {second:?}]\nworkdir = \"sub\"\n"
         )
     };
-    std::fs::write(dir.path("spin.toml"), manifest("true")).unwrap();
+    std::fs::write(dir.join("spin.toml"), manifest("true")).unwrap();
     let (status, out, err) = HostCmd::raw(
         &[
             "build",
             "--from",
-            &dir.path("spin.toml").display().to_string(),
+            &dir.join("spin.toml").display().to_string(),
         ],
-        &dir.0,
+        &dir,
     )
     .run();
     assert!(status.success(), "{out}\n{err}");
@@ -154,20 +155,20 @@ fn build_runs_commands_and_stops_at_a_failure() {
         "{out}"
     );
     assert_eq!(
-        std::fs::read_to_string(dir.path("marker")).unwrap().trim(),
+        std::fs::read_to_string(dir.join("marker")).unwrap().trim(),
         "built"
     );
-    let where_ = std::fs::read_to_string(dir.path("sub/where")).unwrap();
+    let where_ = std::fs::read_to_string(dir.join("sub/where")).unwrap();
     assert!(where_.trim().ends_with("/sub"), "workdir is used: {where_}");
 
-    std::fs::write(dir.path("spin.toml"), manifest("exit 3")).unwrap();
+    std::fs::write(dir.join("spin.toml"), manifest("exit 3")).unwrap();
     let (status, _out, err) = HostCmd::raw(
         &[
             "build",
             "--from",
-            &dir.path("spin.toml").display().to_string(),
+            &dir.join("spin.toml").display().to_string(),
         ],
-        &dir.0,
+        &dir,
     )
     .run();
     assert!(!status.success());
@@ -182,11 +183,11 @@ fn build_runs_commands_and_stops_at_a_failure() {
             "up",
             "--build",
             "--from",
-            &dir.path("spin.toml").display().to_string(),
+            &dir.join("spin.toml").display().to_string(),
             "--listen",
             "127.0.0.1:0",
         ],
-        &dir.0,
+        &dir,
     )
     .run();
     assert!(!status.success());
@@ -202,11 +203,11 @@ fn compiled_components_are_cached() {
     let cache = TempDir::new("cache-dir");
     let cold_started = Instant::now();
     let host = HostCmd::up(&app)
-        .env("GLANCE_HOST_CACHE_DIR", &cache.0.display().to_string())
+        .env("GLANCE_HOST_CACHE_DIR", &cache.display().to_string())
         .start();
     let cold = cold_started.elapsed();
     host.stop();
-    let entries: Vec<_> = std::fs::read_dir(&cache.0)
+    let entries: Vec<_> = std::fs::read_dir(&cache)
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
@@ -219,7 +220,7 @@ fn compiled_components_are_cached() {
 
     let warm_started = Instant::now();
     let host = HostCmd::up(&app)
-        .env("GLANCE_HOST_CACHE_DIR", &cache.0.display().to_string())
+        .env("GLANCE_HOST_CACHE_DIR", &cache.display().to_string())
         .start();
     let warm = warm_started.elapsed();
     assert_eq!(host.get("/").status, 200);
@@ -233,7 +234,7 @@ fn compiled_components_are_cached() {
     host.stop();
     std::fs::write(entries[0].path(), b"garbage").unwrap();
     let host = HostCmd::up(&app)
-        .env("GLANCE_HOST_CACHE_DIR", &cache.0.display().to_string())
+        .env("GLANCE_HOST_CACHE_DIR", &cache.display().to_string())
         .start();
     assert_eq!(host.get("/").status, 200);
 }
@@ -247,15 +248,15 @@ fn port_in_use_is_reported() {
         &[
             "up",
             "--from",
-            &app.path("spin.toml").display().to_string(),
+            &app.join("spin.toml").display().to_string(),
             "--runtime-config-file",
-            &app.path("rc.toml").display().to_string(),
+            &app.join("rc.toml").display().to_string(),
             "--state-dir",
-            &app.path("state").display().to_string(),
+            &app.join("state").display().to_string(),
             "--listen",
             &addr,
         ],
-        &app.0,
+        &app,
     )
     .run();
     assert!(!status.success());

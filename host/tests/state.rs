@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use test_support::http::{enc, request};
 
 #[test]
 fn key_value_grants_and_persistence() {
@@ -40,9 +41,9 @@ fn key_value_grants_and_persistence() {
     );
 
     // Spin's file layout and schema.
-    let db = app.path("state/sqlite_key_value.db");
+    let db = app.join("state/sqlite_key_value.db");
     assert!(db.is_file(), "default store lives in the state dir");
-    let extra = app.path("extra/extra_kv.db");
+    let extra = app.join("extra/extra_kv.db");
     assert!(
         extra.is_file(),
         "runtime-config paths resolve against the config file's dir"
@@ -113,7 +114,7 @@ fn sqlite_grants_and_persistence() {
     // The second database (runtime config, path relative to the working directory).
     let v = sql("other", "CREATE TABLE o (x)");
     assert!(v.get("sql_error").is_none(), "{v}");
-    assert!(app.path("other/other.db").is_file());
+    assert!(app.join("other/other.db").is_file());
 
     // Not granted.
     assert_eq!(
@@ -124,7 +125,7 @@ fn sqlite_grants_and_persistence() {
         host.get_json("/?sqlite=nope")["sqlite"],
         "Error::AccessDenied"
     );
-    assert!(app.path("state/sqlite_db.db").is_file());
+    assert!(app.join("state/sqlite_db.db").is_file());
 
     host.stop();
     let host = HostCmd::up(&app).start();
@@ -214,7 +215,7 @@ fn variables_defaults_env_override_and_errors() {
     host.stop();
 
     // A `.env` file in the working directory also provides values.
-    std::fs::write(app.path(".env"), "SPIN_VARIABLE_WHO=dotenv\n").unwrap();
+    std::fs::write(app.join(".env"), "SPIN_VARIABLE_WHO=dotenv\n").unwrap();
     let host = HostCmd::up(&app).start();
     assert_eq!(
         host.get_json("/?var=combined")["var"]["ok"],

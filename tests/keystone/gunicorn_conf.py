@@ -1,4 +1,4 @@
-"""gunicorn settings of the test Keystone (tests/common/keystone.rs)."""
+"""gunicorn settings of the test Keystone (test-support/src/keystone.rs)."""
 
 import ctypes
 import signal

@@ -2,7 +2,7 @@
 
 keystone_wsgi.py calls setup() in the gunicorn master before it loads the
 application; by hand: `python keystone_setup.py DIR TOKEN_EXPIRATION_SECONDS`
-with the Python of the Keystone virtualenv (tests/common/keystone.rs makes it
+with the Python of the Keystone virtualenv (test-support/src/keystone.rs makes it
 from tests/keystone/requirements.txt).
 
 In one process (one Keystone import instead of four `keystone-manage` runs) it

@@ -1,5 +1,5 @@
 """WSGI entry point of the test Keystone, loaded by gunicorn with preload_app
-(see gunicorn_conf.py and tests/common/keystone.rs).
+(see gunicorn_conf.py and test-support/src/keystone.rs).
 
 Environment: OS_KEYSTONE_CONFIG_DIR (an empty directory for this instance, where
 Keystone also finds keystone.conf) and GLANCE_TEST_KEYSTONE_EXPIRATION (token

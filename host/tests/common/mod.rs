@@ -1,45 +1,21 @@
-//! Shared test support: builds the probe component, starts `glance-host` on a free
-//! loopback port with a temporary state directory, and speaks just enough HTTP/1.1.
+//! The host's own test support: builds the probe component and starts
+//! `glance-host` on a free loopback port with a temporary state directory.
+//! The HTTP client and temporary directories are `test_support`'s.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use test_support::http::{request, Response};
+use test_support::{target_dir, TempDir};
+
 /// The workspace root (parent of the `host` package).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host has a parent")
-        .to_path_buf()
-}
-
-/// The cargo target directory: `$CARGO_TARGET_DIR`, else `cargo metadata`'s.
-pub fn target_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Some(d) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-            let d = PathBuf::from(d);
-            return if d.is_absolute() {
-                d
-            } else {
-                workspace_root().join(d)
-            };
-        }
-        let out = Command::new(env!("CARGO"))
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .current_dir(workspace_root())
-            .output()
-            .expect("run cargo metadata");
-        assert!(out.status.success(), "cargo metadata failed");
-        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata json");
-        PathBuf::from(meta["target_directory"].as_str().expect("target_directory"))
-    })
-    .clone()
+    test_support::root()
 }
 
 /// Builds the probe component (once per test binary) and returns its path.
@@ -76,35 +52,6 @@ pub fn test_cache_dir() -> PathBuf {
     target_dir().join("glance-host-test-cache")
 }
 
-/// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    /// A fresh empty directory named after `label`.
-    pub fn new(label: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "glance-host-test-{label}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    /// A path inside the directory.
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The fixture manifest, with `source` pointing at the built probe.
 pub fn probe_manifest_text() -> String {
     let text =
@@ -121,10 +68,10 @@ pub fn probe_manifest_text() -> String {
 /// (the fixture runtime config).
 pub fn probe_app(label: &str, edit: impl FnOnce(String) -> String) -> TempDir {
     let dir = TempDir::new(label);
-    std::fs::write(dir.path("spin.toml"), edit(probe_manifest_text())).expect("write manifest");
+    std::fs::write(dir.join("spin.toml"), edit(probe_manifest_text())).expect("write manifest");
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/probe-runtime-config.toml"),
-        dir.path("rc.toml"),
+        dir.join("rc.toml"),
     )
     .expect("copy runtime config");
     dir
@@ -145,19 +92,19 @@ impl HostCmd {
             args: vec![
                 "up".into(),
                 "--from".into(),
-                dir.path("spin.toml").display().to_string(),
+                dir.join("spin.toml").display().to_string(),
                 "--listen".into(),
                 "127.0.0.1:0".into(),
                 "--state-dir".into(),
-                dir.path("state").display().to_string(),
+                dir.join("state").display().to_string(),
                 "--runtime-config-file".into(),
-                dir.path("rc.toml").display().to_string(),
+                dir.join("rc.toml").display().to_string(),
             ],
             env: vec![(
                 "GLANCE_HOST_CACHE_DIR".into(),
                 test_cache_dir().display().to_string(),
             )],
-            cwd: dir.0.clone(),
+            cwd: dir.to_path_buf(),
         }
     }
 
@@ -379,208 +326,6 @@ impl Drop for Host {
     }
 }
 
-/// An HTTP response, fully read.
-#[derive(Debug)]
-pub struct Response {
-    /// Status code.
-    pub status: u16,
-    /// Header (lower-cased name, value) pairs.
-    pub headers: Vec<(String, String)>,
-    /// Body bytes.
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// First value of a header.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Body as text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// Body as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-/// A response whose body is read incrementally.
-pub struct Streaming {
-    /// Status code.
-    pub status: u16,
-    /// Header (lower-cased name, value) pairs.
-    pub headers: Vec<(String, String)>,
-    /// The body (chunked encoding removed).
-    pub body: BodyReader,
-}
-
-/// Reads a response body: `Content-Length`, chunked, or until close.
-pub struct BodyReader {
-    inner: BufReader<TcpStream>,
-    mode: BodyMode,
-}
-
-enum BodyMode {
-    Length(u64),
-    Chunked { left: u64, done: bool },
-    Close,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match &mut self.mode {
-            BodyMode::Length(0) => Ok(0),
-            BodyMode::Length(left) => {
-                let max = (*left).min(buf.len() as u64) as usize;
-                let n = self.inner.read(&mut buf[..max])?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                *left -= n as u64;
-                Ok(n)
-            }
-            BodyMode::Close => self.inner.read(buf),
-            BodyMode::Chunked { left, done } => {
-                if *done {
-                    return Ok(0);
-                }
-                if *left == 0 {
-                    let mut line = String::new();
-                    self.inner.read_line(&mut line)?;
-                    if line.trim().is_empty() {
-                        // CRLF after the previous chunk.
-                        line.clear();
-                        self.inner.read_line(&mut line)?;
-                    }
-                    let size = u64::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                        .map_err(|_| std::io::Error::other(format!("bad chunk size {line:?}")))?;
-                    if size == 0 {
-                        // Trailers, then the final CRLF.
-                        loop {
-                            let mut t = String::new();
-                            if self.inner.read_line(&mut t)? == 0 || t.trim().is_empty() {
-                                break;
-                            }
-                        }
-                        *done = true;
-                        return Ok(0);
-                    }
-                    *left = size;
-                }
-                let max = (*left).min(buf.len() as u64) as usize;
-                let n = self.inner.read(&mut buf[..max])?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                *left -= n as u64;
-                Ok(n)
-            }
-        }
-    }
-}
-
-fn read_head(stream: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) {
-    let mut status_line = String::new();
-    stream.read_line(&mut status_line).expect("status line");
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        stream.read_line(&mut line).expect("header line");
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = line.split_once(':') {
-            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    (status, headers)
-}
-
-/// Sends a request head (plus an optional body) and returns the response with a body reader.
-pub fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> Streaming {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .expect("timeout");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    if let Some(b) = body {
-        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("write head");
-    if let Some(b) = body {
-        stream.write_all(b).expect("write body");
-    }
-    read_response(stream, method == "HEAD")
-}
-
-/// Reads a response from a connection whose request has been written.
-pub fn read_response(stream: TcpStream, head_only: bool) -> Streaming {
-    let mut reader = BufReader::new(stream);
-    let (status, headers) = read_head(&mut reader);
-    let find = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let mode = if head_only || status == 204 || status == 304 {
-        BodyMode::Length(0)
-    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        BodyMode::Chunked {
-            left: 0,
-            done: false,
-        }
-    } else if let Some(len) = find("content-length") {
-        BodyMode::Length(len.parse().expect("content-length"))
-    } else {
-        BodyMode::Close
-    };
-    Streaming {
-        status,
-        headers,
-        body: BodyReader {
-            inner: reader,
-            mode,
-        },
-    }
-}
-
-/// One request, fully read.
-pub fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> Response {
-    let mut s = send(addr, method, path, headers, body);
-    let mut body = Vec::new();
-    s.body.read_to_end(&mut body).expect("read body");
-    Response {
-        status: s.status,
-        headers: s.headers,
-        body,
-    }
-}
-
 /// FNV-1a, as the probe's `/echo` computes it.
 pub fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
     bytes
@@ -590,77 +335,3 @@ pub fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
 
 /// FNV-1a's starting value.
 pub const FNV_START: u64 = 0xcbf29ce484222325;
-
-/// Percent-encodes a query value.
-pub fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A field of `/proc/<pid>/status` in KiB (Linux), e.g. `VmHWM`.
-pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with(&format!("{field}:")))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// A keep-alive HTTP/1.1 connection for many sequential requests.
-pub struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    host: String,
-}
-
-impl Conn {
-    /// Connects to `addr`.
-    pub fn new(addr: SocketAddr) -> Self {
-        let writer = TcpStream::connect(addr).expect("connect");
-        writer.set_nodelay(true).expect("nodelay");
-        let reader = BufReader::new(writer.try_clone().expect("clone"));
-        Self {
-            reader,
-            writer,
-            host: addr.to_string(),
-        }
-    }
-
-    /// `GET path` on this connection: status and body.
-    pub fn get(&mut self, path: &str) -> (u16, Vec<u8>) {
-        write!(
-            self.writer,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n",
-            self.host
-        )
-        .expect("write");
-        let (status, headers) = read_head(&mut self.reader);
-        let find = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        let mut body = Vec::new();
-        if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-            loop {
-                let mut size = String::new();
-                self.reader.read_line(&mut size).expect("chunk size");
-                let n = usize::from_str_radix(size.trim(), 16).expect("hex size");
-                let mut chunk = vec![0; n + 2];
-                self.reader.read_exact(&mut chunk).expect("chunk");
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else if let Some(len) = find("content-length") {
-            body.resize(len.parse().expect("length"), 0);
-            self.reader.read_exact(&mut body).expect("body");
-        }
-        (status, body)
-    }
-}

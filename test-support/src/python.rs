@@ -1,28 +1,14 @@
-//! Real Python clients (python-glanceclient, openstacksdk) in a virtualenv that
-//! the tests create on first use, outside the repository so it survives
-//! between runs: `$GLANCE_TEST_CACHE` or `~/.cache/glance-edge`. The venv is
-//! keyed by the content of tests/clients/requirements.txt.
+//! Real Python clients (python-glanceclient, openstacksdk) and moto's S3
+//! server, from a virtualenv the tests create on first use in the test cache
+//! ([`crate::cache`]), keyed by the content of tests/clients/requirements.txt.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use super::{root, temp_dir, Service};
-
-/// Where reusable test installs live.
-pub fn cache_dir() -> PathBuf {
-    std::env::var_os("GLANCE_TEST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
-                .join(".cache/glance-edge")
-        })
-}
-
-fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
-    })
-}
+use crate::cache::cached_venv;
+use crate::http::Payload;
+use crate::process::spawn_tied;
+use crate::{free_port, root, Client, Service, TempDir};
 
 /// The virtualenv with the pinned clients, created (once) if missing.
 pub fn venv() -> &'static Path {
@@ -35,71 +21,16 @@ pub fn venv_for(requirements: &str) -> &'static Path {
     cached_venv("venv", requirements)
 }
 
-/// Holds an exclusive lock on `cache_dir()/<name>.lock` until dropped, so
-/// test processes running at once install each thing only once.
-pub fn cache_lock(name: &str) -> std::fs::File {
-    use std::os::fd::AsRawFd;
-    std::fs::create_dir_all(cache_dir()).expect("cache dir");
-    let f = std::fs::File::create(cache_dir().join(format!("{name}.lock"))).expect("lock file");
-    // SAFETY: flock on a file descriptor we own; released when the file is closed.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock: {}", std::io::Error::last_os_error());
-    f
-}
-
-/// The virtualenv `cache_dir()/<prefix>-<hash of requirements>` with the
-/// packages of `requirements` (relative to the repository), created on first
-/// use and reused by later runs; a changed requirements file makes a new one.
-pub fn cached_venv(prefix: &str, requirements: &str) -> &'static Path {
-    static VENVS: std::sync::Mutex<Vec<(String, &'static Path)>> =
-        std::sync::Mutex::new(Vec::new());
-    let mut venvs = VENVS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = venvs.iter().find(|(r, _)| r == requirements) {
-        return p;
-    }
-    let req = root().join(requirements);
-    let text = std::fs::read(&req).expect("requirements file");
-    let dir = cache_dir().join(format!("{prefix}-{:016x}", fnv(&text)));
-    let ready = dir.join(".installed");
-    if !ready.exists() {
-        let _lock = cache_lock(prefix);
-        if !ready.exists() {
-            let started = std::time::Instant::now();
-            eprintln!(
-                "installing {requirements} into {} (once; cached)",
-                dir.display()
-            );
-            let _ = std::fs::remove_dir_all(&dir);
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&dir)
-                .status()
-                .expect("python3");
-            assert!(ok.success(), "python3 -m venv {} failed", dir.display());
-            let ok = Command::new(dir.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(&req)
-                .status()
-                .expect("pip");
-            assert!(ok.success(), "pip install -r {} failed", req.display());
-            std::fs::write(&ready, b"ok").expect("marker");
-            eprintln!("{requirements}: installed in {:.1?}", started.elapsed());
-        }
-    }
-    let leaked: &'static Path = Box::leak(dir.into_boxed_path());
-    venvs.push((requirements.to_string(), leaked));
-    leaked
-}
-
 /// Runs the openstacksdk script tests/clients/`script` with `args` in a fresh
 /// home and returns the JSON document it prints; panics with its stderr if it
 /// fails.
 #[track_caller]
 pub fn sdk_script(script: &str, args: &[&str]) -> serde_json::Value {
+    let home = TempDir::new("sdk-home");
     let out = Command::new(venv().join("bin/python"))
         .arg(root().join("tests/clients").join(script))
         .args(args)
-        .env("HOME", temp_dir("sdk-home"))
+        .env("HOME", &home)
         .output()
         .expect("python");
     assert!(
@@ -121,7 +52,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Run {
+    /// The result of a finished command.
+    pub fn from(out: Output) -> Run {
         Run {
             ok: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -151,7 +83,7 @@ pub fn glance(svc: &Service, args: &[&str]) -> Run {
 /// Runs the `glance` CLI against `svc` with the given authentication options
 /// (e.g. Keystone's `--os-auth-url ... --os-username ...`).
 pub fn glance_as(svc: &Service, auth: &[&str], args: &[&str]) -> Run {
-    let home = temp_dir("glance-home");
+    let home = TempDir::new("glance-home");
     let out = Command::new("sh")
         .arg("-c")
         .arg("exec \"$0\" \"$@\" <&-")
@@ -208,23 +140,12 @@ pub struct S3Server {
 impl S3Server {
     /// Starts moto in server mode and creates `bucket`.
     pub fn start(bucket: &str) -> S3Server {
-        use std::os::unix::process::CommandExt;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = free_port();
         let mut cmd = Command::new(venv().join("bin/moto_server"));
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe; nothing shared is touched.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("moto_server");
+        let child = spawn_tied(cmd, libc::SIGKILL).expect("moto_server");
         let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while std::net::TcpStream::connect(addr).is_err() {
@@ -235,19 +156,16 @@ impl S3Server {
             endpoint: format!("http://{addr}"),
             child,
         };
-        let r = s3.client().send(
-            "PUT",
-            &format!("/{bucket}"),
-            &[],
-            super::http::Payload::None,
-        );
+        let r = s3
+            .client()
+            .send("PUT", &format!("/{bucket}"), &[], Payload::None);
         assert_eq!(r.status, 200, "create bucket: {}", r.text());
         s3
     }
 
     /// A plain HTTP client for the S3 API (moto accepts unsigned requests).
-    pub fn client(&self) -> super::Client {
-        super::Client::new(
+    pub fn client(&self) -> Client {
+        Client::new(
             self.endpoint
                 .trim_start_matches("http://")
                 .parse()

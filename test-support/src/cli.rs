@@ -15,9 +15,10 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::keystone::PASSWORD;
-use super::python::{cache_dir, cache_lock, cached_venv, Run};
-use super::temp_dir;
+use crate::cache::{cache_dir, cache_lock, cached_venv};
+use crate::keystone::PASSWORD;
+use crate::python::Run;
+use crate::TempDir;
 
 /// The `openstack_cli` release the `osc` tests use (MSRV 1.91).
 pub const OSC_VERSION: &str = "0.13.8";
@@ -93,18 +94,14 @@ fn run_in(dir: &Path, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Ru
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", program.display()));
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
 /// A command-line client run as `PROGRAM --os-cloud CLOUD ARGS...` in its
 /// own home (also its working directory), which holds its clouds.yaml.
 pub struct CloudCli {
     /// The client's home and working directory.
-    pub home: PathBuf,
+    pub home: TempDir,
     program: PathBuf,
     /// What makes the client print JSON (`-f json`, `-o json`).
     json_args: &'static [&'static str],
@@ -122,7 +119,7 @@ impl CloudCli {
         let name = program
             .file_name()
             .map_or("cli".into(), |n| n.to_string_lossy().into_owned());
-        let home = temp_dir(&name);
+        let home = TempDir::new(&name);
         std::fs::write(home.join("clouds.yaml"), clouds_yaml).expect("clouds.yaml");
         CloudCli {
             home,

@@ -17,18 +17,18 @@
 //! The deployment is made by tests/keystone/keystone_setup.py, run in the
 //! gunicorn master by tests/keystone/keystone_wsgi.py before it loads Keystone.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::http::{Payload, Response};
-use super::python::cached_venv;
-use super::{root, temp_dir, Client};
+use crate::cache::cached_venv;
+use crate::http::{probe, Payload, Response};
+use crate::process::spawn_tied;
+use crate::{root, Client, TempDir};
 
 /// The password of every fixture user.
 pub const PASSWORD: &str = "secret";
@@ -56,8 +56,9 @@ pub struct Keystone {
     pub url: String,
     /// Socket address of the server.
     pub addr: SocketAddr,
-    /// The deployment: keystone.conf, keystone.db, keys, keystone.log, gunicorn.log, fixtures.json.
-    pub dir: PathBuf,
+    /// The deployment: keystone.conf, keystone.db, keys, keystone.log,
+    /// gunicorn.log, fixtures.json (kept if a test fails).
+    pub dir: TempDir,
     /// Token lifetime in seconds.
     pub expiration: u64,
     fixtures: Value,
@@ -81,24 +82,14 @@ impl Keystone {
     /// parallel) can fail with "database is locked".
     pub fn start_with(secs: u64, workers: u32) -> Keystone {
         let python = venv();
-        let dir = temp_dir("keystone");
+        let dir = TempDir::new("keystone");
         // The socket is bound here and handed to gunicorn (`fd://N`), so the
         // port cannot be taken by someone else in between.
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind keystone port");
         let addr = listener.local_addr().expect("keystone addr");
-        let (tx, rx) = mpsc::channel();
-        let d = dir.clone();
-        // Spawned from a thread that lives as long as the test process, so
-        // PR_SET_PDEATHSIG kills gunicorn when the process ends.
-        std::thread::spawn(move || {
-            let result = spawn_gunicorn(python, &d, secs, workers, &listener);
-            drop(listener);
-            let _ = tx.send(result);
-            loop {
-                std::thread::park();
-            }
-        });
-        let child = rx.recv().expect("spawner thread");
+        // Spawned tied to the test process (gunicorn ends with it).
+        let child = spawn_gunicorn(python, &dir, secs, workers, &listener);
+        drop(listener);
         let mut ks = Keystone {
             url: format!("http://{addr}"),
             addr,
@@ -130,7 +121,7 @@ impl Keystone {
                     self.logs()
                 );
             }
-            if probe(self.addr) == Some(200) {
+            if probe(self.addr, "/v3", Duration::from_secs(5)) == Some(200) {
                 return;
             }
             if Instant::now() > deadline {
@@ -323,23 +314,8 @@ impl Drop for Keystone {
         }
         let _ = child.kill();
         let _ = child.wait();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        // `dir` is removed after this, unless the thread is panicking.
     }
-}
-
-/// GET /v3 with a short timeout; the status, if any.
-fn probe(addr: SocketAddr) -> Option<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(
-        format!("GET /v3 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .ok()?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 fn spawn_gunicorn(
@@ -371,10 +347,9 @@ fn spawn_gunicorn(
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
         .stderr(log);
-    // SAFETY: prctl and fcntl are async-signal-safe; the closure touches no shared state.
+    // SAFETY: fcntl is async-signal-safe; the closure touches no shared state.
     unsafe {
         cmd.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             // Hand the listening socket to gunicorn (`fd://N`) across exec.
             if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
                 return Err(std::io::Error::last_os_error());
@@ -382,5 +357,5 @@ fn spawn_gunicorn(
             Ok(())
         });
     }
-    cmd.spawn().expect("spawn gunicorn")
+    spawn_tied(cmd, libc::SIGKILL).expect("spawn gunicorn")
 }
