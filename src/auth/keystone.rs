@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::caller::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::ports::outbound::{HttpClient, OutRequest};
+use crate::ports::outbound::{send_idempotent, HttpClient, OutRequest};
 use crate::ports::KeyValue;
 use crate::timestamp::Timestamp;
 
@@ -128,9 +128,9 @@ impl<'a> KeystoneAuth<'a> {
     /// Asks Keystone about `token`; retries once with a fresh service token.
     fn validate(&self, token: &str, retry: bool) -> ApiResult<Value> {
         let service = self.service_token(!retry)?;
-        let mut resp = self
-            .http
-            .send(OutRequest {
+        let mut resp = send_idempotent(
+            self.http.as_ref(),
+            OutRequest {
                 method: http::Method::GET,
                 url: self.settings.tokens_url(),
                 headers: vec![
@@ -139,8 +139,9 @@ impl<'a> KeystoneAuth<'a> {
                     ("Accept".into(), "application/json".into()),
                 ],
                 body: Vec::new(),
-            })
-            .map_err(unavailable)?;
+            },
+        )
+        .map_err(unavailable)?;
         match resp.status {
             200 => {
                 let text = resp.read_text(1 << 20).map_err(unavailable)?;
@@ -181,15 +182,16 @@ impl<'a> KeystoneAuth<'a> {
                 "name": s.username, "domain": {"id": s.user_domain_id}, "password": s.password}}},
             "scope": {"project": {"name": s.project, "domain": {"id": s.project_domain_id}}}
         }});
-        let mut resp = self
-            .http
-            .send(OutRequest {
+        let mut resp = send_idempotent(
+            self.http.as_ref(),
+            OutRequest {
                 method: http::Method::POST,
                 url: s.tokens_url(),
                 headers: vec![("Content-Type".into(), "application/json".into())],
                 body: body.to_string().into_bytes(),
-            })
-            .map_err(unavailable)?;
+            },
+        )
+        .map_err(unavailable)?;
         if resp.status != 201 {
             return Err(unavailable(format!(
                 "the service user could not log in (HTTP {})",

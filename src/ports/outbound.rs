@@ -6,6 +6,7 @@ use std::fmt;
 use std::io::Read;
 
 /// A request to send. Bodies are small (S3 parts are bounded); responses stream.
+#[derive(Clone)]
 pub struct OutRequest {
     /// HTTP method.
     pub method: http::Method,
@@ -78,4 +79,25 @@ impl std::error::Error for OutboundError {}
 pub trait HttpClient {
     /// Sends `req` and returns the response once its headers have arrived.
     fn send(&self, req: OutRequest) -> Result<OutResponse, OutboundError>;
+}
+
+/// How many times [`send_idempotent`] sends a request whose connection fails.
+const ATTEMPTS: u32 = 3;
+
+/// Sends a request that may safely be sent again (GET, DELETE, a PUT that
+/// overwrites, a token request), again when the connection fails before an
+/// answer: hosts keep connections to a server open, and the server may have
+/// closed one meanwhile (Spin's outbound HTTP reports that as
+/// `StreamError::Closed`), as HTTP client libraries retry.
+pub fn send_idempotent(
+    client: &dyn HttpClient,
+    req: OutRequest,
+) -> Result<OutResponse, OutboundError> {
+    let mut attempt = 1;
+    loop {
+        match client.send(req.clone()) {
+            Err(OutboundError::Io(_)) if attempt < ATTEMPTS => attempt += 1,
+            other => return other,
+        }
+    }
 }

@@ -12,14 +12,11 @@ use crate::data::blob::sigv4::{self, Credentials};
 use crate::data::blob::{
     BlobError, BlobStore, BlobWriter, ByteRange, ChunkStream, Location, StoreId,
 };
-use crate::ports::outbound::{HttpClient, OutRequest, OutResponse, OutboundError};
+use crate::ports::outbound::{send_idempotent, HttpClient, OutRequest, OutResponse};
 use crate::timestamp::Timestamp;
 
 /// Smallest part S3 accepts (except the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
-
-/// How many times a request is sent when the connection fails.
-const TRANSPORT_ATTEMPTS: u32 = 3;
 
 /// How the store reaches its bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,21 +114,17 @@ impl S3Store {
             format!("{url}?{}", q.join("&"))
         };
         // Every call here is idempotent (a part or object PUT overwrites, GET,
-        // DELETE, completing an upload twice), so a connection that fails
-        // before an answer is retried, as S3 SDKs do.
-        let mut attempt = 1;
-        loop {
-            let result = self.http.send(OutRequest {
-                method: method.clone(),
-                url: url.clone(),
-                headers: headers.clone(),
-                body: body.clone(),
-            });
-            match result {
-                Err(OutboundError::Io(_)) if attempt < TRANSPORT_ATTEMPTS => attempt += 1,
-                other => return other.map_err(store_err),
-            }
-        }
+        // DELETE, completing an upload twice).
+        send_idempotent(
+            self.http.as_ref(),
+            OutRequest {
+                method,
+                url,
+                headers,
+                body,
+            },
+        )
+        .map_err(store_err)
     }
 
     /// Calls and checks for a 2xx answer, reading the error document otherwise.

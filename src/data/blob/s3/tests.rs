@@ -1,6 +1,7 @@
 //! Unit tests of the parent module.
 
 use super::*;
+use crate::ports::OutboundError;
 
 #[test]
 fn xml_values() {
@@ -62,7 +63,7 @@ fn transport_failures_are_retried() {
     assert_eq!(put.map(|r| r.status).ok(), Some(200));
     assert_eq!(*flaky.bodies.borrow(), vec![vec![7; 10]; 3]);
 
-    flaky.failures.set(TRANSPORT_ATTEMPTS);
+    flaky.failures.set(3); // every attempt
     let put = s.call_ok(http::Method::PUT, "k", &[], Vec::new(), Vec::new());
     assert!(matches!(put, Err(BlobError::Store(m)) if m.contains("Closed")));
 }
