@@ -3,10 +3,6 @@
 //! clients walking 120 images of ~0.9 MB each at once cost the host less
 //! than twice what one uncut listing of them would weigh.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
 use serde_json::json;
 use test_support::{report, Client, Service};
 
@@ -39,31 +35,18 @@ fn six_concurrent_lists_of_huge_records_stay_bounded() {
     let (images, full, pages) = walk(&c);
     assert_eq!(images, 120);
     let baseline = svc.rss();
-    let peak = Arc::new(AtomicU64::new(baseline));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done, pid) = (peak.clone(), done.clone(), svc.pid());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Some(kb) = test_support::proc_status_kib(pid, "VmRSS") {
-                    peak.fetch_max(kb * 1024, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    let walkers: Vec<_> = (0..6)
-        .map(|_| {
-            let c = c.clone();
-            std::thread::spawn(move || walk(&c))
-        })
-        .collect();
-    for w in walkers {
-        assert_eq!(w.join().expect("walker").0, 120);
-    }
-    done.store(true, Ordering::Relaxed);
-    sampler.join().expect("sampler");
-    let growth = peak.load(Ordering::Relaxed).saturating_sub(baseline);
+    let ((), peak) = svc.peak_rss_during(|| {
+        let walkers: Vec<_> = (0..6)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || walk(&c))
+            })
+            .collect();
+        for w in walkers {
+            assert_eq!(w.join().expect("walker").0, 120);
+        }
+    });
+    let growth = peak.saturating_sub(baseline);
     report(&format!(
         "6 concurrent lists of 120 images ({} MiB in all, {pages} pages each): host RSS {} MiB, \
          growth {} MiB (bound: {} MiB)",

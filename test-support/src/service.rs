@@ -415,6 +415,31 @@ impl Service {
         proc_status_kib(self.pid(), "VmRSS").expect("VmRSS") * 1024
     }
 
+    /// Runs `work` while sampling the serving process's resident memory
+    /// every 10 ms; returns what `work` returned and the peak seen (at least
+    /// the memory before it started).
+    pub fn peak_rss_during<T>(&self, work: impl FnOnce() -> T) -> (T, u64) {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let peak = Arc::new(AtomicU64::new(self.rss()));
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (peak, done, pid) = (peak.clone(), done.clone(), self.pid());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    if let Some(kb) = proc_status_kib(pid, "VmRSS") {
+                        peak.fetch_max(kb * 1024, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        let out = work();
+        done.store(true, Ordering::Relaxed);
+        let _ = sampler.join();
+        (out, peak.load(Ordering::Relaxed))
+    }
+
     /// Number of image data chunks in the key-value store (read straight
     /// from the store's SQLite file, `image_data.db` in the state directory,
     /// on either runtime), optionally only those under `prefix`.
