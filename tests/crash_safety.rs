@@ -295,7 +295,7 @@ fn sigkill_at_random_points_loses_nothing_and_every_image_heals() {
     let mut svc = start(&s3);
     let data: &'static [u8] = Box::leak(noise_vec(77, 24 << 20).into_boxed_slice());
     let source = serve_bytes(data.to_vec(), "source.raw");
-    let mut rng = Rng(0x5eed_0f_c0ffee);
+    let mut rng = Rng(0x5eed_0fc0_ffee);
     let mut kills: BTreeMap<Op, usize> = BTreeMap::new();
     let mut images: Vec<(Op, String)> = Vec::new();
     // Images the kill left mid-work (seen in the state right after the restart).
