@@ -229,7 +229,6 @@ impl<'a> TaskRepo<'a> {
     }
 
     /// One task.
-    #[cfg(test)]
     pub fn get(&self, id: &str) -> Result<Option<Task>, StoreError> {
         let rows = self.db.execute(
             &format!("SELECT {COLUMNS} FROM tasks WHERE id = ? AND deleted = 0"),

@@ -127,6 +127,26 @@ impl super::Log for MemoryLog {
     }
 }
 
+/// Published messages kept in memory: (address, channel, payload).
+#[derive(Default)]
+pub struct MemoryPubSub {
+    pub messages: RefCell<Vec<(String, String, Vec<u8>)>>,
+}
+
+impl super::PubSub for MemoryPubSub {
+    fn publish(
+        &self,
+        address: &str,
+        channel: &str,
+        payload: &[u8],
+    ) -> Result<(), super::OutboundError> {
+        self.messages
+            .borrow_mut()
+            .push((address.into(), channel.into(), payload.to_vec()));
+        Ok(())
+    }
+}
+
 /// Outbound HTTP that answers every request with an error (no network in
 /// unit tests), counting the attempts.
 #[derive(Default)]

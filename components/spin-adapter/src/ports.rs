@@ -4,7 +4,7 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use glance_core::ports::{Database, KeyValue, KeyValueOpener, Rows, SqlValue, StoreError};
-use glance_core::ports::{Level, Log, Variables};
+use glance_core::ports::{Level, Log, OutboundError, PubSub, Variables};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
 
@@ -147,5 +147,18 @@ pub struct SpinLog;
 impl Log for SpinLog {
     fn line(&self, level: Level, text: &str) {
         eprintln!("{} {text}", level.as_str());
+    }
+}
+
+/// Publishing over Spin's outbound Redis. Not linked yet: glance-host does
+/// not offer `fermyon:spin/redis` yet, and a component importing it would
+/// not start there.
+pub struct SpinPubSub;
+
+impl PubSub for SpinPubSub {
+    fn publish(&self, address: &str, _channel: &str, _payload: &[u8]) -> Result<(), OutboundError> {
+        Err(OutboundError::Denied(format!(
+            "{address}: Redis notifications are not available in this build"
+        )))
     }
 }
