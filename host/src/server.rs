@@ -78,7 +78,6 @@ impl Server {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
             let server = self.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
