@@ -17,6 +17,7 @@ mod builder;
 mod malloc;
 mod manifest;
 mod outbound;
+mod redis;
 mod router;
 mod runtime;
 mod runtime_config;
