@@ -12,7 +12,8 @@
 //!   ([`Runtime`], `GLANCE_RUNTIME`), started by [`Service::builder`].
 //! - [`keystone`]: a real Keystone on loopback; [`proxy`]: a counting proxy.
 //! - [`cache`]: installs kept between runs (virtualenvs); [`python`]: the
-//!   Python clients and moto; [`cli`]: `openstack` and `osc`.
+//!   Python clients and moto; [`cli`]: `openstack` and `osc`; [`redis`]: a
+//!   real `redis-server` (Debian's, unpacked into the cache).
 //! - [`data`]: reproducible test bytes and Glance's hashes of them.
 
 pub mod http;
@@ -32,6 +33,8 @@ pub mod process;
 pub mod proxy;
 #[cfg(feature = "service")]
 pub mod python;
+#[cfg(feature = "service")]
+pub mod redis;
 #[cfg(feature = "service")]
 pub mod service;
 
