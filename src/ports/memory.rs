@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 pub struct MemoryKv {
     pub map: RefCell<BTreeMap<String, Vec<u8>>>,
     pub fail_sets_after: RefCell<Option<usize>>,
+    /// The batch size it reports (0: no batching).
+    pub batch: std::cell::Cell<usize>,
 }
 
 impl KeyValue for MemoryKv {
@@ -36,6 +38,9 @@ impl KeyValue for MemoryKv {
     }
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.map.borrow().contains_key(key))
+    }
+    fn batch_hint(&self) -> usize {
+        self.batch.get().max(1)
     }
 }
 
