@@ -150,6 +150,9 @@ pub fn built_host() -> PathBuf {
 #[derive(Clone, Debug, Default)]
 pub struct ServiceBuilder {
     env: Vec<(String, String)>,
+    /// The `[key_value_store.image_data]` table's body; None: a `spin` file
+    /// in the state directory.
+    image_data: Option<String>,
     runtime_config: String,
     state_dir: Option<PathBuf>,
     runtime: Option<Runtime>,
@@ -196,6 +199,14 @@ impl ServiceBuilder {
         if !toml.ends_with('\n') {
             self.runtime_config.push('\n');
         }
+        self
+    }
+
+    /// The body of the `[key_value_store.image_data]` table (e.g.
+    /// `type = "redis"` with its `url`) instead of a file in the state
+    /// directory; `stored_chunks` then counts nothing.
+    pub fn image_data_store(mut self, toml: &str) -> Self {
+        self.image_data = Some(toml.to_string());
         self
     }
 
@@ -267,8 +278,11 @@ fn spawn(
     std::fs::write(
         &runtime_config,
         format!(
-            "[key_value_store.image_data]\ntype = \"spin\"\npath = \"{}\"\n{}",
-            state_dir.join("image_data.db").display(),
+            "[key_value_store.image_data]\n{}\n{}",
+            settings.image_data.clone().unwrap_or_else(|| format!(
+                "type = \"spin\"\npath = \"{}\"",
+                state_dir.join("image_data.db").display()
+            )),
             settings.runtime_config
         ),
     )
