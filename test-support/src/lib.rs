@@ -14,6 +14,7 @@
 //! - [`cache`]: installs kept between runs (virtualenvs); [`python`]: the
 //!   Python clients and moto; [`cli`]: `openstack` and `osc`.
 //! - [`data`]: reproducible test bytes and Glance's hashes of them.
+//! - [`netns`]: network namespaces of a test's own (clients that are not loopback).
 
 pub mod http;
 mod temp;
@@ -26,6 +27,8 @@ pub mod cli;
 pub mod data;
 #[cfg(feature = "service")]
 pub mod keystone;
+#[cfg(feature = "service")]
+pub mod netns;
 #[cfg(feature = "service")]
 pub mod process;
 #[cfg(feature = "service")]
@@ -41,6 +44,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 pub use http::{Client, Payload, Response};
+#[cfg(feature = "service")]
+pub use netns::Netns;
 #[cfg(feature = "service")]
 pub use service::{shared, Runtime, Service, ServiceBuilder};
 pub use temp::TempDir;
