@@ -93,7 +93,10 @@ fn lifecycle_events_reach_a_redis_subscriber_in_order() {
     for n in &got {
         assert_eq!(n["priority"], "INFO", "{n}");
         assert_eq!(n["publisher_id"], "image.localhost", "{n}");
-        assert!(n["message_id"].as_str().is_some_and(|m| m.len() == 36), "{n}");
+        assert!(
+            n["message_id"].as_str().is_some_and(|m| m.len() == 36),
+            "{n}"
+        );
         assert!(n["timestamp"].is_string(), "{n}");
     }
     let payload = |i: usize| &got[i]["payload"];
