@@ -115,6 +115,46 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             END",
         ],
     ),
+    (
+        4,
+        // The image cache (src/db/cache.rs): one entry per cached image, a
+        // fill claiming it under a lease ('filling') until its data is whole
+        // ('ready'); dropping a ready entry records its data as garbage in
+        // the same statement, for the reclaimer. The prefetch queue. Edge
+        // site mode's views of upstream images, per caller.
+        &[
+            "CREATE TABLE IF NOT EXISTS cache_entries (
+            image_id TEXT PRIMARY KEY NOT NULL,
+            state TEXT NOT NULL,
+            url TEXT NOT NULL,
+            location TEXT NOT NULL,
+            lease_id TEXT,
+            size INTEGER NOT NULL,
+            checksum TEXT,
+            hits INTEGER NOT NULL DEFAULT 0,
+            last_accessed REAL NOT NULL,
+            last_modified REAL NOT NULL
+        )",
+            "CREATE INDEX IF NOT EXISTS cache_entries_lru ON cache_entries (state, last_accessed)",
+            "CREATE TABLE IF NOT EXISTS cache_queue (
+            image_id TEXT PRIMARY KEY NOT NULL,
+            queued_at REAL NOT NULL
+        )",
+            "CREATE TABLE IF NOT EXISTS upstream_views (
+            caller TEXT NOT NULL,
+            image_id TEXT NOT NULL,
+            record TEXT NOT NULL,
+            fetched_at INTEGER NOT NULL,
+            PRIMARY KEY (caller, image_id)
+        )",
+            "CREATE INDEX IF NOT EXISTS upstream_views_age ON upstream_views (fetched_at)",
+            "CREATE TRIGGER IF NOT EXISTS cache_entries_drop_data AFTER DELETE ON cache_entries
+            FOR EACH ROW WHEN OLD.state = 'ready'
+            BEGIN
+              INSERT INTO garbage (image_id, locations) VALUES (OLD.image_id, json_array(json(OLD.location)));
+            END",
+        ],
+    ),
 ];
 
 /// The newest schema version.
@@ -176,6 +216,10 @@ mod tests {
         db.execute("SELECT id, kind, reserved FROM leases", &[])
             .unwrap();
         db.execute("SELECT id, locations, staging FROM garbage", &[])
+            .unwrap();
+        db.execute("SELECT image_id, state, url, hits FROM cache_entries", &[])
+            .unwrap();
+        db.execute("SELECT caller, record FROM upstream_views", &[])
             .unwrap();
     }
 }
