@@ -134,6 +134,8 @@ variables! {
     UpstreamGlanceUrl = "upstream_glance_url", "";
     /// Seconds an upstream image's metadata is trusted before it is re-checked.
     UpstreamTtl = "upstream_ttl", "60";
+    /// Property prefixes glance-download copies from the remote image.
+    GlanceDownloadProperties = "glance_download_properties", "hw_,trait:,os_distro,os_secure_boot,os_type";
 }
 
 /// The value of `var`, trimmed; the default when unset or blank.

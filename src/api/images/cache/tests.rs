@@ -323,3 +323,91 @@ fn ports(h: &Harness) -> crate::ports::Ports<'_> {
         log: &h.log,
     }
 }
+
+#[test]
+fn glance_download_takes_the_remote_data_formats_and_listed_properties() {
+    let up = Rc::new(FakeUpstream::default());
+    let data = b"remote image bytes".to_vec();
+    up.add(ID, &data, &["p1"]);
+    {
+        let mut images = up.images.borrow_mut();
+        let rec = &mut images.get_mut(ID).unwrap().0;
+        rec["disk_format"] = json!("raw");
+        rec["container_format"] = json!("ovf");
+        rec["hw_cpu_cores"] = json!("5");
+        rec["trait:STORAGE_DISK_SSD"] = json!("required");
+        rec["os_distro"] = json!("rhel");
+        rec["speed"] = json!("88mph");
+    }
+    let h = edge(up.clone());
+    h.set(
+        "import_methods",
+        "glance-direct,web-download,copy-image,glance-download",
+    );
+    h.set("download_hosts", "http://central");
+    let p1 = as_project("p1", "member");
+    let dst = h
+        .json(
+            handle,
+            "POST",
+            "/v2/images",
+            &p1,
+            &json!({"name": "dst", "disk_format": "iso", "container_format": "bare",
+                    "os_distro": "windows"}),
+        )
+        .expect(201);
+    let dst = dst["id"].as_str().unwrap().to_string();
+    let import = |remote: &str| {
+        h.json(
+            handle,
+            "POST",
+            &format!("/v2/images/{dst}/import"),
+            &p1,
+            &json!({"method": {"name": "glance-download", "glance_image_id": remote,
+                    "glance_region": "RegionOne"}}),
+        )
+    };
+    assert!(import("foo")
+        .error(400)
+        .contains("does not look like a UUID"));
+    // A missing remote image: the task fails, the image is queued as it was.
+    import("99999999-2222-3333-4444-555555555555").expect(202);
+    let img = h
+        .call(handle, "GET", &format!("/v2/images/{dst}"), &p1, b"")
+        .expect(200);
+    assert_eq!(
+        (img["status"].as_str(), img["os_distro"].as_str()),
+        (Some("queued"), Some("windows"))
+    );
+    import(ID).expect(202);
+    let img = h
+        .call(handle, "GET", &format!("/v2/images/{dst}"), &p1, b"")
+        .expect(200);
+    assert_eq!(img["status"], "active", "{img}");
+    assert_eq!(
+        (
+            img["disk_format"].as_str(),
+            img["container_format"].as_str()
+        ),
+        (Some("raw"), Some("ovf"))
+    );
+    assert_eq!(img["hw_cpu_cores"], "5");
+    assert_eq!(img["trait:STORAGE_DISK_SSD"], "required");
+    assert_eq!(img["os_distro"], "rhel");
+    assert!(img.get("speed").is_none());
+    let got = h.call(handle, "GET", &format!("/v2/images/{dst}/file"), &p1, b"");
+    assert_eq!(got.body, data);
+    let tasks = h
+        .call(handle, "GET", &format!("/v2/images/{dst}/tasks"), &p1, b"")
+        .expect(200);
+    let statuses: Vec<&str> = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert!(
+        statuses.contains(&"failure") && statuses.contains(&"success"),
+        "{statuses:?}"
+    );
+}
