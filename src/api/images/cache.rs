@@ -6,12 +6,13 @@
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::Ctx;
+use super::{edge, Ctx};
 use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse};
 use crate::auth::policy::{Rule, Target};
-use crate::data::cache::{Cache, Wanted};
+use crate::data::cache::{Cache, Source, Via, Wanted};
 use crate::data::stores::Stores;
+use crate::data::upstream;
 use crate::db::cache::{CacheRepo, READY};
 use crate::db::images::ImageRepo;
 use crate::error::{ApiError, ApiResult};
@@ -61,7 +62,12 @@ pub(super) fn list(ctx: &Ctx, req: &mut ApiRequest, _p: &Params) -> ApiResult<Ap
 pub(super) fn queue(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     let id = &p["image_id"];
     let access = ctx.access();
-    let v = access.load(id)?;
+    let v = match access.load(id) {
+        Err(e) if e.status == StatusCode::NOT_FOUND && edge::on(ctx) => {
+            return queue_upstream(ctx, req, id)
+        }
+        other => other?,
+    };
     let cache = enforce(ctx, Rule::CacheImage, &v.target)?;
     if v.image.status != Status::Active {
         return Err(ApiError::bad_request(
@@ -165,12 +171,8 @@ fn try_prefetch(ports: &Ports, id: &str) -> Result<(), String> {
     let Some(img) = images.get(id).map_err(|e| s(&e))? else {
         return Ok(());
     };
-    let settings = CacheSettings::load(ports.vars).map_err(|e| s(&e))?;
     let store_settings = StoreSettings::load(ports.vars).map_err(|e| s(&e))?;
     let stores = Stores::open(store_settings, ports.kv, ports.http.clone()).map_err(|e| s(&e))?;
-    let Some(cache) = Cache::open(ports, &stores, &settings) else {
-        return Ok(());
-    };
     let Some((store, location)) = img
         .locations
         .iter()
@@ -180,14 +182,38 @@ fn try_prefetch(ports: &Ports, id: &str) -> Result<(), String> {
         return Ok(());
     };
     let source = |r| store.read(location, r);
+    fill_now(
+        ports,
+        &stores,
+        id,
+        location.size,
+        img.checksum.as_deref(),
+        &source,
+    )
+}
+
+/// Fills the cache with image `id` from `source` now (no client waits).
+fn fill_now(
+    ports: &Ports,
+    stores: &Stores,
+    id: &str,
+    size: u64,
+    checksum: Option<&str>,
+    source: Source,
+) -> Result<(), String> {
+    let s = |e: &dyn std::fmt::Display| e.to_string();
+    let settings = CacheSettings::load(ports.vars).map_err(|e| s(&e))?;
+    let Some(cache) = Cache::open(ports, stores, &settings) else {
+        return Ok(());
+    };
     let wanted = Wanted {
         image_id: id,
-        size: location.size,
-        checksum: img.checksum.as_deref(),
+        size,
+        checksum,
         fill: true,
     };
-    let served = cache.serve(&wanted, None, &source).map_err(|e| s(&e))?;
-    if served.via == crate::data::cache::Via::Fill {
+    let served = cache.serve(&wanted, None, source).map_err(|e| s(&e))?;
+    if served.via == Via::Fill {
         for chunk in served.stream {
             if chunk.is_err() {
                 break;
@@ -206,6 +232,48 @@ fn try_prefetch(ports: &Ports, id: &str) -> Result<(), String> {
         cache.repo().dequeue(id).map_err(|e| s(&e))?;
     }
     Ok(())
+}
+
+/// `PUT /v2/cache/{image_id}` at an edge site for an image of the
+/// upstream: queued, and fetched from the upstream with the caller's
+/// credentials after the response.
+fn queue_upstream(ctx: &Ctx, req: &ApiRequest, id: &str) -> ApiResult<ApiResponse> {
+    let (rec, creds, url) = edge::record(ctx, req, id)?;
+    let target = edge::target(ctx, &rec);
+    let cache = enforce(ctx, Rule::CacheImage, &target)?;
+    let size = rec["size"].as_u64();
+    let (Some(size), Some("active")) = (size, rec["status"].as_str()) else {
+        return Err(ApiError::bad_request(
+            "Only images with status active can be targeted for queueing",
+        ));
+    };
+    cache.repo().enqueue(id)?;
+    let image_id = id.to_string();
+    let checksum = rec["checksum"].as_str().map(str::to_string);
+    let mut resp = ApiResponse::empty(StatusCode::ACCEPTED);
+    resp.deferred = Some(Box::new(move |ports: &Ports| {
+        let done = StoreSettings::load(ports.vars)
+            .map_err(|e| e.to_string())
+            .and_then(|st| {
+                Stores::open(st, ports.kv, ports.http.clone()).map_err(|e| e.to_string())
+            })
+            .and_then(|stores| {
+                let http = ports.http.clone();
+                let source = |r| upstream::data(http.as_ref(), &url, &creds, &image_id, r);
+                fill_now(
+                    ports,
+                    &stores,
+                    &image_id,
+                    size,
+                    checksum.as_deref(),
+                    &source,
+                )
+            });
+        if let Err(e) = done {
+            ports.log_error(&format!("caching upstream image {image_id}"), e);
+        }
+    }));
+    Ok(resp)
 }
 
 #[cfg(test)]

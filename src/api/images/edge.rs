@@ -22,7 +22,11 @@ pub(super) fn on(ctx: &Ctx) -> bool {
 }
 
 /// The upstream's record of `id` for this caller; 404 when it shows none.
-fn record(ctx: &Ctx, req: &ApiRequest, id: &str) -> ApiResult<(Value, Credentials, String)> {
+pub(super) fn record(
+    ctx: &Ctx,
+    req: &ApiRequest,
+    id: &str,
+) -> ApiResult<(Value, Credentials, String)> {
     if !schema::is_uuid(id) {
         return Err(ApiError::image_not_found(id));
     }
@@ -43,6 +47,24 @@ fn record(ctx: &Ctx, req: &ApiRequest, id: &str) -> ApiResult<(Value, Credential
     }
 }
 
+/// The policy target of an upstream record for this caller.
+pub(super) fn target(ctx: &Ctx, rec: &Value) -> Target {
+    let text = |k: &str| rec[k].as_str().map(str::to_string);
+    let owner = text("owner");
+    let visibility = text("visibility");
+    let member_id = match (&ctx.caller.project_id, visibility.as_deref()) {
+        // The upstream showed a shared image it does not own to the caller:
+        // the caller's project is a member.
+        (Some(p), Some("shared")) if owner.as_deref() != Some(p.as_str()) => Some(p.clone()),
+        _ => None,
+    };
+    Target {
+        owner,
+        member_id,
+        visibility,
+    }
+}
+
 /// `GET /v2/images/{id}` of an upstream image.
 pub(super) fn show(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiResponse> {
     let (rec, _, _) = record(ctx, req, id)?;
@@ -54,20 +76,7 @@ pub(super) fn show(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiRe
 pub(super) fn download(ctx: &Ctx, req: &mut ApiRequest, id: &str) -> ApiResult<ApiResponse> {
     req.reject_body()?;
     let (rec, creds, url) = record(ctx, req, id)?;
-    let text = |k: &str| rec[k].as_str().map(str::to_string);
-    let owner = text("owner");
-    let visibility = text("visibility");
-    let member_id = match (&ctx.caller.project_id, visibility.as_deref()) {
-        // The upstream showed a shared image it does not own to the caller:
-        // the caller's project is a member.
-        (Some(p), Some("shared")) if owner.as_deref() != Some(p.as_str()) => Some(p.clone()),
-        _ => None,
-    };
-    let target = Target {
-        owner,
-        member_id,
-        visibility,
-    };
+    let target = target(ctx, &rec);
     ctx.policy
         .enforce(Rule::DownloadImage, &ctx.caller, &target)?;
     let status = rec["status"].as_str().unwrap_or_default();

@@ -411,3 +411,20 @@ fn glance_download_takes_the_remote_data_formats_and_listed_properties() {
         "{statuses:?}"
     );
 }
+
+#[test]
+fn an_edge_prefetches_an_upstream_image_queued_by_an_admin() {
+    let up = Rc::new(FakeUpstream::default());
+    up.add(ID, &[3u8; 200], &["admin"]);
+    let h = edge(up.clone());
+    h.call(handle, "PUT", &format!("/v2/cache/{ID}"), &[], b"")
+        .expect(202);
+    let list = h.call(handle, "GET", "/v2/cache", &[], b"").expect(200);
+    assert_eq!(list["cached_images"][0]["image_id"], ID);
+    assert_eq!(list["queued_images"], json!([]));
+    assert_eq!(up.count("/file"), 1);
+    h.call(handle, "DELETE", &format!("/v2/cache/{ID}"), &[], b"")
+        .expect(204);
+    let list = h.call(handle, "GET", "/v2/cache", &[], b"").expect(200);
+    assert_eq!(list["cached_images"], json!([]));
+}
