@@ -2,7 +2,10 @@
 # Measures this service and the reference Glance side by side (not a test):
 #   1. metadata: create, show, list (1000 images present), update at concurrency 1 and 16;
 #   2. data: upload and download of 256 MiB at concurrency 1 and 4, for the kv
-#      store, the s3 store (moto from the test venv, if installed) and the reference.
+#      store, the s3 store (moto from the test venv, if installed) and the reference;
+#   3. edge: an edge site (upstream_glance_url, image cache) of the s3 instance (the
+#      kv one without moto): a direct central download, an edge cache miss, an edge
+#      cache hit, MiB/s, in the same run.
 # Options: SECONDS_PER_OP (5), DATA_SIZE (268435456), ROUNDS (2), GLANCE_ONLY=1 (skip
 # the reference), SKIP_DATA=1, SKIP_META=1. The reference is ../shared/reference-glance.
 set -euo pipefail
@@ -32,7 +35,7 @@ wait_up() { for _ in $(seq 200); do curl -fs -o /dev/null "$1/versions" && retur
 start_edge() {
   local port=$1 name=$2; shift 2
   local state="$work/$name"; mkdir -p "$state"
-  printf '[key_value_store.image_data]\ntype = "spin"\npath = "%s/image_data.db"\n' "$state" >"$state/rc.toml"
+  printf '[key_value_store.image_data]\ntype = "spin"\npath = "%s/image_data.db"\n[key_value_store.image_cache]\ntype = "spin"\npath = "%s/image_cache.db"\n' "$state" "$state" >"$state/rc.toml"
   env "$@" "$target/release/glance-host" up --from "$root/spin.toml" --listen "127.0.0.1:$port" \
     --state-dir "$state" --runtime-config-file "$state/rc.toml" >"$state/host.log" 2>&1 &
   pids+=($!)
@@ -79,4 +82,10 @@ if [ -z "${SKIP_DATA:-}" ]; then
   if [ -n "$ref" ]; then
     "$bench" --endpoint "$ref" --label reference-glance "${data[@]}" | tail -n +2
   fi
+  central=http://127.0.0.1:3100
+  if [ -n "$moto" ]; then central=http://127.0.0.1:3101; fi
+  echo "== edge site of $central ($size bytes)"
+  start_edge 3102 edge SPIN_VARIABLE_UPSTREAM_GLANCE_URL=$central SPIN_VARIABLE_IMAGE_CACHE_MAX_SIZE=8GB
+  "$bench" --endpoint http://127.0.0.1:3102 --upstream "$central" --label glance-edge-site "${edge_headers[@]}" \
+    --ops central,edge-miss,edge-hit --size "$size" --rounds "$rounds" --seconds "$secs" | tail -n +2
 fi

@@ -34,6 +34,7 @@ const ON_SPIN: &[&str] = &[
     "glanceclient",
     "openapi",
     "service_harness",
+    "edge_cache",
 ];
 
 #[test]
