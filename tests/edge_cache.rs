@@ -130,7 +130,9 @@ fn two_sites_one_wan_fetch_per_image_visibility_ttl_and_a_killed_fill() {
 
     // Ten concurrent downloads of one 256 MiB image: one central download.
     let size = 256 * MIB;
+    let t0 = Instant::now();
     let (id, md5) = upload(&admin, "public", 1, size);
+    eprintln!("256 MiB uploaded at the central site in {:?}", t0.elapsed());
     let started = Instant::now();
     let results: Vec<(u16, u64, String, String)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..10)
@@ -143,6 +145,7 @@ fn two_sites_one_wan_fetch_per_image_visibility_ttl_and_a_killed_fill() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let took = started.elapsed();
+    eprintln!("10 concurrent edge downloads of 256 MiB in {took:?}");
     for (status, n, got, _) in &results {
         assert_eq!((*status, *n, got.as_str()), (200, size, md5.as_str()));
     }
@@ -189,6 +192,7 @@ fn two_sites_one_wan_fetch_per_image_visibility_ttl_and_a_killed_fill() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(viewer.get(&format!("/v2/images/{id}")).status, 404);
+    eprintln!("central delete: edge 404 after {:?}", deleted.elapsed());
 
     // A fill killed midway (SIGKILL) leaves no entry and no orphan bytes.
     let (big, big_md5) = upload(&admin, "public", 3, 64 * MIB);
@@ -203,6 +207,7 @@ fn two_sites_one_wan_fetch_per_image_visibility_ttl_and_a_killed_fill() {
     assert!(filling == 1 && unreachable > 0, "a fill is under way");
     edge = edge.restart();
     drop(stream);
+    let killed = Instant::now();
     let c = edge.client();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -223,6 +228,7 @@ fn two_sites_one_wan_fetch_per_image_visibility_ttl_and_a_killed_fill() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    eprintln!("killed fill reclaimed {:?} after the restart", killed.elapsed());
     let listed = c.get("/v2/cache").expect_json(200);
     assert!(
         listed["cached_images"]

@@ -68,10 +68,18 @@ impl HttpClient for SpinHttp {
             ErrorCode::HttpRequestDenied => OutboundError::Denied(req.url.clone()),
             other => io(other),
         })?;
-        let written = body.write().map_err(io).and_then(|mut stream| {
-            stream.write_all(&req.body).map_err(io)?;
-            stream.flush().map_err(io)
-        });
+        // An empty body (a GET) is not written at all: writing and flushing
+        // nothing can fail with StreamError::Closed once the host has sent a
+        // body-less request, which would throw away the response that comes
+        // (and a retry would send the request twice).
+        let written = if req.body.is_empty() {
+            Ok(())
+        } else {
+            body.write().map_err(io).and_then(|mut stream| {
+                stream.write_all(&req.body).map_err(io)?;
+                stream.flush().map_err(io)
+            })
+        };
         let written = written.and_then(|()| OutgoingBody::finish(body, None).map_err(io));
         let response = loop {
             if let Some(r) = future.get() {
