@@ -228,7 +228,10 @@ fn two_sites_one_wan_fetch_per_image_visibility_ttl_and_a_killed_fill() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    eprintln!("killed fill reclaimed {:?} after the restart", killed.elapsed());
+    eprintln!(
+        "killed fill reclaimed {:?} after the restart",
+        killed.elapsed()
+    );
     let listed = c.get("/v2/cache").expect_json(200);
     assert!(
         listed["cached_images"]

@@ -481,16 +481,17 @@ fn glance_direct_import() {
 #[test]
 fn store_failure_midway_leaves_nothing_and_retry_works() {
     // The host's deliberate fault (see host/src/state/key_value.rs): the
-    // fourth key-value write fails, as a full or broken backend would. Only
+    // second key-value write fails, as a full or broken backend would. Chunks
+    // go eight to a write, so the first eight are stored before it. Only
     // glance-host can inject it, so this test runs there on either switch.
     let svc = Service::builder()
-        .env("GLANCE_HOST_KV_FAIL_SETS_AFTER", "3")
+        .env("GLANCE_HOST_KV_FAIL_SETS_AFTER", "1")
         .runtime(Runtime::GlanceHost)
         .start();
     let c = svc.client();
     let id = raw_image(&c);
     let path = format!("/v2/images/{id}/file");
-    let data = noise_vec(13, 6_500_000);
+    let data = noise_vec(13, 20_000_000);
     let resp = c.send("PUT", &path, &[OCTET], Payload::Chunked(&data, 1 << 20));
     let msg = resp.expect_error(503);
     // The client learns the store failed, not how; the log says how.
@@ -509,5 +510,5 @@ fn store_failure_midway_leaves_nothing_and_retry_works() {
         204
     );
     assert_eq!(c.get(&path).body, data);
-    assert_eq!(svc.stored_chunks(&id), 7);
+    assert_eq!(svc.stored_chunks(&id), 20);
 }

@@ -34,6 +34,8 @@ const ON_SPIN: &[&str] = &[
     "glanceclient",
     "openapi",
     "service_harness",
+    "noauth_remote",
+    "notifications",
     "edge_cache",
 ];
 

@@ -16,6 +16,7 @@ use crate::data::stores::StoreId;
 use crate::db::leases::{Lease, LeaseKind};
 use crate::error::{ApiError, ApiResult};
 use crate::image::{ContainerFormat, Image, Staged, Status};
+use crate::notify::Event;
 use crate::settings::CacheSettings;
 
 /// 415 unless the body is `application/octet-stream`.
@@ -174,6 +175,8 @@ pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         expected_size: expected,
     };
     let (received, held) = receive_claimed(ctx, req, id, Status::Saving, store, &rules)?;
+    let mut preparing = img;
+    preparing.status = Status::Saving;
     let facts = received.facts();
     let location = received.location;
     let saved = ctx.modify(id, None, |img| {
@@ -184,24 +187,40 @@ pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
             .map_err(|t| ApiError::conflict(t.to_string()))?;
         Ok(true)
     });
-    if let Err(e) = saved {
-        // Deleted (or otherwise changed) meanwhile: the data has no image.
-        if let Err(d) = store.delete(&location) {
-            ctx.ports
-                .log_error(&format!("removing the data of vanished image {id}"), d);
-        }
-        lease::expire(ctx.ports, &held);
-        return Err(if e.status == StatusCode::NOT_FOUND {
-            ApiError::new(
-                StatusCode::GONE,
-                format!("Image {id} could not be found after upload. The image may have been deleted during the upload."),
-            )
-        } else {
-            e
-        });
-    }
+    let active = saved.map_err(|e| vanished(ctx, store, &location, &held, id, e))?;
     lease::release(ctx.ports, &held);
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT).with_events(vec![
+        Event::image("image.prepare", &preparing),
+        Event::image("image.upload", &active),
+        Event::image("image.activate", &active),
+    ]))
+}
+
+/// The upload's image changed or went while its data streamed: the data has
+/// no image, so it goes; 410 if the image was deleted.
+fn vanished(
+    ctx: &Ctx,
+    store: &dyn BlobStore,
+    location: &crate::data::blob::Location,
+    held: &Lease,
+    id: &str,
+    e: ApiError,
+) -> ApiError {
+    if let Err(d) = store.delete(location) {
+        ctx.ports
+            .log_error(&format!("removing the data of vanished image {id}"), d);
+    }
+    lease::expire(ctx.ports, held);
+    if e.status != StatusCode::NOT_FOUND {
+        return e;
+    }
+    ApiError::new(
+        StatusCode::GONE,
+        format!(
+            "Image {id} could not be found after upload. The image may have been deleted \
+             during the upload."
+        ),
+    )
 }
 
 /// `GET /v2/images/{image_id}/file`.
@@ -368,5 +387,8 @@ pub(super) fn stage(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<Ap
         return Err(e);
     }
     lease::release(ctx.ports, &held);
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    let mut staging = v.image;
+    staging.status = Status::Uploading;
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT)
+        .with_events(vec![Event::image("image.prepare", &staging)]))
 }

@@ -13,7 +13,8 @@ use crate::db::images::Write;
 use crate::error::{ApiError, ApiResult};
 use crate::image::list_query::ListQuery;
 use crate::image::update::{self, UpdateContext};
-use crate::image::{patch, schema, Image, Visibility};
+use crate::image::{patch, schema, Image, Status, Visibility};
+use crate::notify::Event;
 use crate::settings::ImageLimits;
 use crate::timestamp::Timestamp;
 
@@ -136,7 +137,8 @@ pub(super) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
     let location = format!("{}{}", req.base_url, img.self_link());
     let mut resp = ctx
         .image_response(StatusCode::CREATED, &img)
-        .with_header("location", location);
+        .with_header("location", location)
+        .with_events(vec![Event::image("image.create", &img)]);
     if !ctx.settings.import_methods.is_empty() {
         resp = resp.with_header(
             "OpenStack-image-import-methods",
@@ -220,7 +222,9 @@ pub(super) fn update(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         check_quotas(image, &ctx.limits)?;
         Ok(true)
     })?;
-    Ok(ctx.image_response(StatusCode::OK, &img))
+    Ok(ctx
+        .image_response(StatusCode::OK, &img)
+        .with_events(vec![Event::image("image.update", &img)]))
 }
 
 /// A 403 about an image the rules do not let the caller see becomes 404.
@@ -253,5 +257,9 @@ pub(super) fn delete(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         return Err(ApiError::image_not_found(id));
     }
     reclaim::image(ctx.ports, ctx.stores()?, id);
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    let mut gone = v.image;
+    gone.status = Status::Deleted;
+    gone.updated_at = Timestamp::now();
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT)
+        .with_events(vec![Event::image("image.delete", &gone)]))
 }

@@ -321,6 +321,7 @@ fn ports(h: &Harness) -> crate::ports::Ports<'_> {
         kv: &h.kv,
         http: h.http.clone(),
         log: &h.log,
+        pubsub: &h.pubsub,
     }
 }
 
