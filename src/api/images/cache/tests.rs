@@ -16,10 +16,13 @@ use crate::ports::Database;
 
 const OCTET: (&str, &str) = ("content-type", "application/octet-stream");
 
-/// A fake upstream Glance: images by id (record, data, projects that see it).
+/// An upstream image: its record, its data, the projects that see it.
+type UpstreamImage = (Value, Vec<u8>, Vec<String>);
+
+/// A fake upstream Glance: images by id.
 #[derive(Default)]
 struct FakeUpstream {
-    images: RefCell<BTreeMap<String, (Value, Vec<u8>, Vec<String>)>>,
+    images: RefCell<BTreeMap<String, UpstreamImage>>,
     requests: RefCell<Vec<String>>,
 }
 
@@ -72,7 +75,7 @@ impl HttpClient for FakeUpstream {
             body: Box::new(std::io::Cursor::new(body)),
         };
         Ok(match images.get(id) {
-            Some((_, _, seen)) if !seen.iter().any(|p| *p == project) => reply(404, Vec::new()),
+            Some((_, _, seen)) if !seen.contains(&project) => reply(404, Vec::new()),
             Some((_, data, _)) if file => reply(200, data.clone()),
             Some((rec, _, _)) => reply(200, rec.to_string().into_bytes()),
             None => reply(404, Vec::new()),
