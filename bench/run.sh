@@ -3,18 +3,22 @@
 # side by side in one run (a measurement, not a test):
 #   1. metadata: create, show, list (1000 images present), update at concurrency 1 and 16
 #      (ops/s, p50, p99);
-#   2. data: upload and download of DATA_SIZE bytes at concurrency 1 and 4 (MiB/s).
+#   2. data: upload and download of DATA_SIZE bytes at concurrency 1 and 4 (MiB/s);
+#   3. edge: an edge site (upstream_glance_url, image cache) of a central glance-host
+#      (s3 store on moto if the test venv has it, else kv): a direct central download,
+#      an edge cache miss, an edge cache hit (MiB/s), in the same run.
 # Targets, one at a time (each stopped and its state removed before the next starts):
 #   glance-host  this repository's host, kv store;
 #   spin         real Spin (spin up --from spin.toml, the same .wasm files), kv store;
 #   glance-host-s3  glance-host with the s3 store on moto (data rows; only when the test
 #                venv has moto_server, i.e. after the tests ran once);
+#   glance-host-edge  an edge site and its central site, both glance-host (edge rows);
 #   reference-glance  ../shared/reference-glance (Glance 33, gunicorn, file store).
 # Then a summary: every target's figures, and Spin/Glance (and glance-host/Glance) for
 # the aims: list & show c1 ops/s >= 10x and p99 < 10 ms, create & update c16 p99 < 50 ms,
 # upload c1 >= 1.5x, download c1 and c4 >= 1x.
 # Options: SECONDS_PER_OP (5), DATA_SIZE (268435456), ROUNDS (2 uploads per worker),
-#   SKIP_HOST=1, SKIP_SPIN=1, SKIP_S3=1, GLANCE_ONLY=1 (skip the reference), SKIP_META=1,
+#   SKIP_HOST=1, SKIP_SPIN=1, SKIP_S3=1, SKIP_EDGE=1, GLANCE_ONLY=1 (skip the reference), SKIP_META=1,
 #   SKIP_DATA=1, SPIN_BIN (../shared/spin/spin), REFERENCE_DIR (/tmp/bench-reference-glance),
 #   RESULTS (a file to keep the raw rows and the summary in).
 set -euo pipefail
@@ -62,7 +66,7 @@ wait_up() {
 state() {
   local s="$work/$1"
   mkdir -p "$s"
-  printf '[key_value_store.image_data]\ntype = "spin"\npath = "%s/image_data.db"\n' "$s" >"$s/rc.toml"
+  printf '[key_value_store.image_data]\ntype = "spin"\npath = "%s/image_data.db"\n[key_value_store.image_cache]\ntype = "spin"\npath = "%s/image_cache.db"\n' "$s" "$s" >"$s/rc.toml"
   echo "$s"
 }
 
@@ -116,6 +120,21 @@ measure_data() {
   fi
 }
 
+# start_moto: moto_server from the test venv on 9556 with a bucket "bench"; sets
+# $moto_pid; fails when the venv has no moto_server.
+start_moto() {
+  local moto="${GLANCE_TEST_CACHE:-$HOME/.cache/glance-edge}"/venv-*/bin/moto_server
+  moto=$(ls $moto 2>/dev/null | head -1 || true)
+  [ -n "$moto" ] || return 1
+  "$moto" -H 127.0.0.1 -p 9556 >"$work/moto.log" 2>&1 &
+  moto_pid=$!
+  pids+=("$moto_pid")
+  for _ in $(seq 100); do curl -fs -o /dev/null -X PUT http://127.0.0.1:9556/bench && break; sleep 0.1; done
+}
+s3_env=(SPIN_VARIABLE_STORES=kv,s3 SPIN_VARIABLE_DEFAULT_STORE=s3
+  SPIN_VARIABLE_S3_ENDPOINT=http://127.0.0.1:9556 SPIN_VARIABLE_S3_BUCKET=bench
+  SPIN_VARIABLE_S3_ACCESS_KEY=bench SPIN_VARIABLE_S3_SECRET_KEY=bench)
+
 printf '%-28s %-8s %5s %10s %9s %9s %8s %9s\n' target op conc ops/s "p50 ms" "p99 ms" errors MiB/s
 edge_headers=(--header "X-Project-Id: bench-$$" --header "X-Roles: admin,member,reader")
 
@@ -138,16 +157,8 @@ if [ -z "${SKIP_SPIN:-}" ]; then
 fi
 
 if [ -z "${SKIP_S3:-}" ] && [ -z "${SKIP_HOST:-}" ] && [ -z "${SKIP_DATA:-}" ]; then
-  moto="${GLANCE_TEST_CACHE:-$HOME/.cache/glance-edge}"/venv-*/bin/moto_server
-  moto=$(ls $moto 2>/dev/null | head -1 || true)
-  if [ -n "$moto" ]; then
-    "$moto" -H 127.0.0.1 -p 9556 >"$work/moto.log" 2>&1 &
-    moto_pid=$!
-    pids+=("$moto_pid")
-    for _ in $(seq 100); do curl -fs -o /dev/null -X PUT http://127.0.0.1:9556/bench && break; sleep 0.1; done
-    start_host 3101 s3 SPIN_VARIABLE_STORES=kv,s3 SPIN_VARIABLE_DEFAULT_STORE=s3 \
-      SPIN_VARIABLE_S3_ENDPOINT=http://127.0.0.1:9556 SPIN_VARIABLE_S3_BUCKET=bench \
-      SPIN_VARIABLE_S3_ACCESS_KEY=bench SPIN_VARIABLE_S3_SECRET_KEY=bench
+  if start_moto; then
+    start_host 3101 s3 "${s3_env[@]}"
     measure_data glance-host-s3 http://127.0.0.1:3101 "${edge_headers[@]}"
     stop "$up_pid"
     stop "$moto_pid"
@@ -155,6 +166,26 @@ if [ -z "${SKIP_S3:-}" ] && [ -z "${SKIP_HOST:-}" ] && [ -z "${SKIP_DATA:-}" ]; 
   else
     echo "(no moto_server in the test venv: run the tests once to install it; s3 rows skipped)"
   fi
+fi
+
+if [ -z "${SKIP_EDGE:-}" ] && [ -z "${SKIP_HOST:-}" ] && [ -z "${SKIP_DATA:-}" ]; then
+  moto_pid=""
+  if [ -z "${SKIP_S3:-}" ] && start_moto; then
+    start_host 3101 central "${s3_env[@]}"
+    what="s3 on moto"
+  else
+    start_host 3101 central
+    what=kv
+  fi
+  central_pid=$up_pid
+  echo "== glance-host-edge: an edge site of a central site ($what), $size bytes"
+  start_host 3102 edge SPIN_VARIABLE_UPSTREAM_GLANCE_URL=http://127.0.0.1:3101 SPIN_VARIABLE_IMAGE_CACHE_MAX_SIZE=8GB
+  "$bench" --endpoint http://127.0.0.1:3102 --upstream http://127.0.0.1:3101 --label glance-host-edge "${edge_headers[@]}" \
+    --ops central,edge-miss,edge-hit --size "$size" --rounds "$rounds" --seconds "$secs" | tail -n +2 | tee -a "$rows"
+  stop "$up_pid"
+  stop "$central_pid"
+  if [ -n "$moto_pid" ]; then stop "$moto_pid"; fi
+  rm -rf "$work/edge" "$work/central"
 fi
 
 if [ -z "${GLANCE_ONLY:-}" ]; then
@@ -187,10 +218,10 @@ for line in open(sys.argv[1]):
         "ops": float(f[3]), "p50": float(f[4]), "p99": float(f[5]), "errors": int(f[6]),
         "mib": float(f[7]) if len(f) > 7 else None,
     }
-order = ["glance-host", "spin", "glance-host-s3", "reference-glance"]
+order = ["glance-host", "spin", "glance-host-s3", "glance-host-edge", "reference-glance"]
 targets = sorted(targets, key=lambda t: order.index(t) if t in order else len(order))
 short = {"glance-host": "glance-host", "spin": "spin", "glance-host-s3": "host-s3",
-         "reference-glance": "glance"}
+         "glance-host-edge": "host-edge", "reference-glance": "glance"}
 def get(t, op, c, k):
     r = rows.get((t, op, c))
     return None if r is None else r[k]
@@ -209,7 +240,7 @@ for op in ["create", "show", "list", "update"]:
             if all(v is None for v in vals):
                 continue
             print(f"{op + ' c' + str(c) + ' ' + name:24}" + "".join(f"{fmt(v):>14}" for v in vals))
-for op in ["upload", "download"]:
+for op in ["upload", "download", "central", "edge-miss", "edge-hit"]:
     for c in [1, 4]:
         vals = [get(t, op, c, "mib") for t in targets]
         if all(v is None for v in vals):

@@ -36,6 +36,7 @@ const ON_SPIN: &[&str] = &[
     "service_harness",
     "noauth_remote",
     "notifications",
+    "edge_cache",
 ];
 
 #[test]

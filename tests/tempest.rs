@@ -37,6 +37,9 @@ const REGEX: &str = r"^(tempest\.api\.image\.v2|glance_tempest_plugin\.tests\.rb
 /// The tests that behave differently with several stores (they skip, or skip
 /// checks, on a single store): run again against a kv + s3 deployment.
 const MULTI_STORE_REGEX: &str = r"^tempest\.api\.image\.v2\.(test_images\.(ImportImagesTest|MultiStoresImportImagesTest|MultistoreLocationImportTest|StoreWeightTest)|test_images_negative\.ImportImagesNegativeTest|admin\.test_images\.(ImportCopyImagesTest|MultiStoresImagesTest))\.";
+/// The tests that need a second site (Tempest's alternate image endpoint):
+/// run again with an edge site of the service as that endpoint.
+const EDGE_REGEX: &str = r"^tempest\.api\.image\.v2\.admin\.test_image_caching\.ImageCachingTest\.";
 /// Tests that need Compute or Block Storage.
 const EXCLUDE: &str = "ImageDependency|ImagesFormat";
 /// How long one Tempest run may take.
@@ -63,6 +66,9 @@ struct Deployment {
     regex: String,
     /// Multi-store: kv plus an S3 store (moto on loopback).
     multi_store: bool,
+    /// A second instance, an edge site of the first (its upstream), is
+    /// Tempest's alternate image endpoint (`image_remote` in the catalog).
+    edge: bool,
 }
 
 /// The results of one deployment's run.
@@ -84,6 +90,7 @@ fn tempest_image_suite() {
         about: "one `kv` store",
         regex: REGEX.to_string(),
         multi_store: false,
+        edge: false,
     };
     let multi = Deployment {
         title: "Several stores",
@@ -93,6 +100,16 @@ fn tempest_image_suite() {
                 image's import task",
         regex: MULTI_STORE_REGEX.to_string(),
         multi_store: true,
+        edge: false,
+    };
+    let edge = Deployment {
+        title: "An edge site as the alternate image endpoint",
+        about: "one `kv` store, and a second instance in edge site mode (its upstream: the \
+                first) registered as `image_remote`, Tempest's alternate image endpoint: the \
+                cache tests that compare the caches of two sites",
+        regex: EDGE_REGEX.to_string(),
+        multi_store: false,
+        edge: true,
     };
     let deployments = match &partial {
         // A partial run: the given tests on one deployment (the single store
@@ -100,13 +117,15 @@ fn tempest_image_suite() {
         Some(regex) => {
             let mut d = if std::env::var_os("GLANCE_TEMPEST_MULTI_STORE").is_some() {
                 multi
+            } else if std::env::var_os("GLANCE_TEMPEST_EDGE").is_some() {
+                edge
             } else {
                 single
             };
             d.regex = regex.clone();
             vec![d]
         }
-        None => vec![single, multi],
+        None => vec![single, multi, edge],
     };
     let runs: Vec<RunResult> = deployments
         .into_iter()
@@ -181,9 +200,17 @@ fn run_deployment(venv: &Path, deployment: Deployment) -> RunResult {
     let ks = Keystone::start_with(3600, 1);
     let http_image = serve_qcow2();
     let s3 = deployment.multi_store.then(|| S3Server::start(BUCKET));
-    let mut service = Service::builder()
-        .keystone(&ks)
-        .env("SPIN_VARIABLE_DOWNLOAD_HOSTS", "http://127.0.0.1:*");
+    // The image cache is on (ImageCachingTest), and glance-download is
+    // offered: its "remote" region is this service itself, found in the
+    // catalog (Tempest imports from its own region).
+    let mut service = Service::builder().keystone(&ks).envs(&[
+        ("SPIN_VARIABLE_DOWNLOAD_HOSTS", "http://127.0.0.1:*"),
+        ("SPIN_VARIABLE_IMAGE_CACHE_MAX_SIZE", "1GB"),
+        (
+            "SPIN_VARIABLE_IMPORT_METHODS",
+            "glance-direct,web-download,copy-image,glance-download",
+        ),
+    ]);
     if let Some(s3) = &s3 {
         service = service.envs(&[
             ("SPIN_VARIABLE_STORES", "kv,s3"),
@@ -196,6 +223,17 @@ fn run_deployment(venv: &Path, deployment: Deployment) -> RunResult {
     let svc = service.start();
     ks.register_endpoint("identity", &format!("{}/v3", ks.url));
     ks.register_endpoint("image", &svc.base);
+    let remote = deployment.edge.then(|| {
+        let edge = Service::builder()
+            .keystone(&ks)
+            .envs(&[
+                ("SPIN_VARIABLE_UPSTREAM_GLANCE_URL", svc.base.as_str()),
+                ("SPIN_VARIABLE_IMAGE_CACHE_MAX_SIZE", "1GB"),
+            ])
+            .start();
+        ks.register_endpoint("image_remote", &edge.base);
+        edge
+    });
 
     // Kept when a test fails (removed below otherwise).
     let work = TempDir::new("tempest").keep();
@@ -203,7 +241,15 @@ fn run_deployment(venv: &Path, deployment: Deployment) -> RunResult {
         .expect("tests/tempest/tempest.conf")
         .replace("{{workdir}}", &work.display().to_string())
         .replace("{{keystone}}", &ks.url)
-        .replace("{{http_image}}", &http_image);
+        .replace("{{http_image}}", &http_image)
+        .replace(
+            "{{alternate_image_endpoint}}",
+            if remote.is_some() {
+                "alternate_image_endpoint = image_remote\nalternate_image_endpoint_type = public"
+            } else {
+                ""
+            },
+        );
     let conf_path = work.join("etc/tempest.conf");
     std::fs::create_dir_all(work.join("etc")).expect("etc dir");
     std::fs::write(&conf_path, conf).expect("write tempest.conf");

@@ -6,7 +6,12 @@
 //!              [--ops create,show,list,update] [--concurrency 1,16] [--seconds 5]
 //!              [--list-images 1000]
 //! glance-bench --endpoint URL --ops upload,download --concurrency 1,4 [--size 268435456] [--rounds 2]
+//! glance-bench --endpoint EDGE --upstream CENTRAL --ops central,edge-miss,edge-hit [--size N] [--rounds 2]
 //! ```
+//! The edge rows: images uploaded at `--upstream` (the central site), then
+//! downloaded straight from it (`central`), at the edge site `--endpoint`
+//! once each (`edge-miss`: fetched from the central site while it fills the
+//! edge's cache), and again from the edge's cache (`edge-hit`).
 //! Prints one line per (operation, concurrency): ops/s, p50 and p99 latency,
 //! and for data operations MB/s (MiB per second over all workers). Each worker
 //! uploads `--rounds` images; downloads repeat `--rounds` times and then until
@@ -29,6 +34,7 @@ struct Args {
     list_images: usize,
     size: u64,
     rounds: usize,
+    upstream: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -44,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
         list_images: 1000,
         size: 256 << 20,
         rounds: 2,
+        upstream: String::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +74,7 @@ fn parse_args() -> Result<Args, String> {
             "--list-images" => a.list_images = val()?.parse().map_err(|_| "bad --list-images")?,
             "--size" => a.size = val()?.parse().map_err(|_| "bad --size")?,
             "--rounds" => a.rounds = val()?.parse().map_err(|_| "bad --rounds")?,
+            "--upstream" => a.upstream = val()?.trim_end_matches('/').to_string(),
             "-h" | "--help" => return Err("usage: glance-bench --endpoint URL [options]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -106,10 +114,16 @@ fn run(args: &Args) -> Result<(), String> {
         "{:<28} {:<8} {:>5} {:>10} {:>9} {:>9} {:>8} {:>9}",
         "target", "op", "conc", "ops/s", "p50 ms", "p99 ms", "errors", "MiB/s"
     );
-    let (data_ops, meta_ops): (Vec<String>, Vec<String>) = args
+    let (edge_ops, ops): (Vec<String>, Vec<String>) = args
         .ops
         .iter()
         .cloned()
+        .partition(|o| matches!(o.as_str(), "central" | "edge-miss" | "edge-hit"));
+    if !edge_ops.is_empty() {
+        return run_edge(args, &edge_ops);
+    }
+    let (data_ops, meta_ops): (Vec<String>, Vec<String>) = ops
+        .into_iter()
         .partition(|o| o == "upload" || o == "download");
     if !meta_ops.is_empty() {
         run_metadata(args, &meta_ops)?;
@@ -215,6 +229,78 @@ fn run_data(args: &Args, op: &str, conc: usize) -> Result<(), String> {
         errors,
         ok * args.size as f64 / (1 << 20) as f64 / elapsed
     );
+    Ok(())
+}
+
+/// The edge rows (one connection each): a direct download from the central
+/// site, an edge download that misses (a fresh image each time), and one
+/// that hits the edge's cache; all in the same run, on the same images' size.
+fn run_edge(args: &Args, ops: &[String]) -> Result<(), String> {
+    if args.upstream.is_empty() {
+        return Err("the edge rows need --upstream (the central site)".into());
+    }
+    let mut central = Conn::open(&args.upstream, args.headers.clone())?;
+    let mut edge = connect(args)?;
+    let rounds = args.rounds.max(1);
+    let mut fresh = Vec::new();
+    for r in 0..rounds + 1 {
+        let id = new_image(&mut central, &format!("bench-edge-{r}"))?;
+        central.put_repeated(
+            &format!("/v2/images/{id}/file"),
+            args.size,
+            noise_block(),
+            &[("Content-Type", "application/octet-stream")],
+        )?;
+        fresh.push(id);
+    }
+    let hot = fresh.pop().ok_or("no image")?;
+    let get = |c: &mut Conn, id: &str| -> Result<Duration, String> {
+        let t = Instant::now();
+        match c.get_discard(&format!("/v2/images/{id}/file"))? {
+            n if n == args.size => Ok(t.elapsed()),
+            n => Err(format!("downloaded {n} of {} bytes", args.size)),
+        }
+    };
+    for op in ops {
+        let mut lat = Vec::new();
+        let start = Instant::now();
+        match op.as_str() {
+            "central" => {
+                while lat.len() < rounds || start.elapsed().as_secs_f64() < args.seconds {
+                    lat.push(get(&mut central, &hot)?);
+                }
+            }
+            "edge-miss" => {
+                for id in &fresh {
+                    lat.push(get(&mut edge, id)?);
+                }
+            }
+            _ => {
+                get(&mut edge, &hot)?; // the fill
+                let start = Instant::now();
+                while lat.len() < rounds || start.elapsed().as_secs_f64() < args.seconds {
+                    lat.push(get(&mut edge, &hot)?);
+                }
+            }
+        }
+        let busy: f64 = lat.iter().map(Duration::as_secs_f64).sum();
+        lat.sort();
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        println!(
+            "{:<28} {:<8} {:>5} {:>10.2} {:>9.1} {:>9.1} {:>8} {:>9.1}",
+            args.label,
+            op,
+            1,
+            lat.len() as f64 / busy,
+            pct(0.5),
+            pct(0.99),
+            0,
+            lat.len() as f64 * args.size as f64 / (1 << 20) as f64 / busy
+        );
+    }
     Ok(())
 }
 

@@ -14,14 +14,16 @@ use crate::data::lease::{self, LeasedWriter};
 use crate::data::receive::{self, ReceiveRules};
 use crate::data::reclaim;
 use crate::data::stores::Stores;
+use crate::data::upstream::Credentials;
 use crate::db::images::{ImageRepo, Modified};
 use crate::db::leases::{Lease, LeaseKind};
 use crate::db::tasks::TaskRepo;
 use crate::error::ApiError;
 use crate::image::{ContainerFormat, DataFacts, DiskFormat, Image, Status};
 use crate::notify::{self, Event};
+use crate::ports::outbound::{send_idempotent, OutRequest};
 use crate::ports::{Ports, StoreError};
-use crate::settings::StoreSettings;
+use crate::settings::{AuthSettings, AuthStrategy, CacheSettings, StoreSettings, Var};
 use crate::timestamp::Timestamp;
 
 /// An import the service carries out after answering 202.
@@ -50,6 +52,29 @@ pub(crate) enum Method {
     WebDownload(String),
     /// The image's existing data, copied into more stores.
     CopyImage,
+    /// An image of another region's Glance: its metadata and data.
+    GlanceDownload(Remote),
+}
+
+/// What glance-download fetches, and as whom.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Remote {
+    /// The image at the remote Glance.
+    pub image_id: String,
+    /// The region whose image endpoint is used.
+    pub region: String,
+    /// The endpoint interface (`public`, `internal`, `admin`).
+    pub interface: String,
+    /// The caller's credentials, forwarded.
+    pub creds: Credentials,
+}
+
+/// What glance-download takes from the remote image, applied with its data.
+#[derive(Debug, Clone)]
+struct RemoteMeta {
+    disk_format: DiskFormat,
+    container_format: ContainerFormat,
+    properties: Vec<(String, String)>,
 }
 
 /// Carries out an import after the 202 was sent, and records the outcome in its task.
@@ -77,6 +102,7 @@ pub(crate) fn run(ports: &Ports, job: Job) {
             stores: &stores,
             job: &job,
             data_leases: RefCell::new(Vec::new()),
+            remote: RefCell::new(None),
         };
         let outcome = worker.run(img);
         let leases = worker.data_leases.into_inner();
@@ -137,6 +163,8 @@ struct Worker<'a> {
     /// The leases of the writes so far: released once the image references
     /// the data, expired (so it is reclaimed) if the import fails.
     data_leases: RefCell<Vec<Lease>>,
+    /// glance-download: the remote image's metadata, set on activation.
+    remote: RefCell<Option<RemoteMeta>>,
 }
 
 impl<'a> Worker<'a> {
@@ -242,6 +270,46 @@ impl<'a> Worker<'a> {
                 *facts = Some(got.facts());
                 Ok(got.location)
             }
+            Method::GlanceDownload(remote) => {
+                let settings = self.stores.settings();
+                let endpoint = glance_endpoint(self.ports, remote)?;
+                settings.download_hosts.check(&endpoint).map_err(|_| {
+                    format!("the remote image service {endpoint} is not allowed by download_hosts")
+                })?;
+                let rec = remote_record(self.ports, &endpoint, remote)?;
+                let (meta, size) = remote_meta(self.ports, &rec)?;
+                let mut resp = send_idempotent(
+                    self.ports.http.as_ref(),
+                    OutRequest {
+                        method: http::Method::GET,
+                        url: format!("{endpoint}/v2/images/{}/file", remote.image_id),
+                        headers: remote.creds.headers.clone(),
+                        body: Vec::new(),
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+                if resp.status != 200 {
+                    return Err(format!(
+                        "could not download remote image {}: HTTP {}",
+                        remote.image_id, resp.status
+                    ));
+                }
+                let too_large =
+                    format!("The image is larger than {} bytes", settings.image_size_cap);
+                let rules = ReceiveRules {
+                    disk_format: Some(meta.disk_format),
+                    inspect: meta.container_format == ContainerFormat::Bare,
+                    max_bytes: settings.image_size_cap,
+                    too_large: &too_large,
+                    expected_size: Some(size),
+                };
+                let writer = self.leased_writer(store)?;
+                let got = receive::receive(&mut resp.body, Box::new(writer), &rules)
+                    .map_err(|e| ApiError::from(e).message)?;
+                *facts = Some(got.facts());
+                *self.remote.borrow_mut() = Some(meta);
+                Ok(got.location)
+            }
         }
     }
 
@@ -298,10 +366,18 @@ impl<'a> Worker<'a> {
     /// Records the data on the image and makes it active; false if that could not be saved.
     fn finish(&self, original: &Image, written: Vec<Location>, facts: Option<DataFacts>) -> bool {
         let copy = self.job.method == Method::CopyImage;
+        let remote = self.remote.borrow().clone();
         let saved = self.update("activating an imported image", |img| {
             if copy {
                 img.locations.extend(written.iter().cloned());
                 return Ok(());
+            }
+            if let Some(meta) = &remote {
+                img.disk_format = Some(meta.disk_format);
+                img.container_format = Some(meta.container_format);
+                for (k, v) in &meta.properties {
+                    img.properties.insert(k.clone(), v.clone());
+                }
             }
             let facts = facts
                 .as_ref()
@@ -403,6 +479,132 @@ impl From<&str> for Failure {
     fn from(e: &str) -> Self {
         Failure::Refused(e.to_string())
     }
+}
+
+/// The image endpoint of `remote.region` and `remote.interface` in the
+/// Keystone catalog the caller's token sees (Glance's `get_glance_endpoint`);
+/// without Keystone (noauth), `upstream_glance_url`.
+fn glance_endpoint(ports: &Ports, remote: &Remote) -> Result<String, String> {
+    let auth = AuthSettings::load(ports.vars).map_err(|e| e.to_string())?;
+    let AuthStrategy::Keystone(ks) = &auth.strategy else {
+        let cache = CacheSettings::load(ports.vars).map_err(|e| e.to_string())?;
+        return cache.upstream.ok_or_else(|| {
+            "glance-download needs Keystone's catalog (or upstream_glance_url without it)".into()
+        });
+    };
+    let mut resp = send_idempotent(
+        ports.http.as_ref(),
+        OutRequest {
+            method: http::Method::GET,
+            url: format!("{}{}/auth/catalog", ks.url, ks.api_path),
+            headers: remote.creds.headers.clone(),
+            body: Vec::new(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if resp.status != 200 {
+        return Err(format!(
+            "could not read the service catalog: HTTP {}",
+            resp.status
+        ));
+    }
+    let text = resp.read_text(4 << 20).map_err(|e| e.to_string())?;
+    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let region = remote.region.to_ascii_lowercase();
+    doc["catalog"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["type"] == "image")
+        .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
+        .find(|e| {
+            let r = e["region_id"]
+                .as_str()
+                .or(e["region"].as_str())
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            r == region && e["interface"].as_str() == Some(remote.interface.as_str())
+        })
+        .and_then(|e| e["url"].as_str())
+        .map(|u| u.trim_end_matches('/').to_string())
+        .ok_or_else(|| {
+            format!(
+                "no {} image endpoint in region '{}' in the catalog",
+                remote.interface, remote.region
+            )
+        })
+}
+
+/// The remote image's record.
+fn remote_record(
+    ports: &Ports,
+    endpoint: &str,
+    remote: &Remote,
+) -> Result<serde_json::Value, String> {
+    let mut resp = send_idempotent(
+        ports.http.as_ref(),
+        OutRequest {
+            method: http::Method::GET,
+            url: format!("{endpoint}/v2/images/{}", remote.image_id),
+            headers: remote.creds.headers.clone(),
+            body: Vec::new(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if resp.status != 200 {
+        return Err(format!(
+            "could not read remote image {}: HTTP {}",
+            remote.image_id, resp.status
+        ));
+    }
+    let text = resp.read_text(4 << 20).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// What glance-download takes from the remote record (formats, properties
+/// with the `glance_download_properties` prefixes), and its size.
+fn remote_meta(ports: &Ports, rec: &serde_json::Value) -> Result<(RemoteMeta, u64), String> {
+    let status = rec["status"].as_str().unwrap_or("");
+    if status != "active" {
+        return Err(format!(
+            "Source image status should be active instead of {status}"
+        ));
+    }
+    let disk_format = rec["disk_format"]
+        .as_str()
+        .and_then(DiskFormat::parse)
+        .ok_or("the remote image has no usable disk_format")?;
+    let container_format = rec["container_format"]
+        .as_str()
+        .and_then(ContainerFormat::parse)
+        .ok_or("the remote image has no usable container_format")?;
+    let size = rec["size"]
+        .as_u64()
+        .ok_or("Size attribute of the remote image could not be determined.")?;
+    let prefixes = crate::settings::list(ports.vars, Var::GlanceDownloadProperties);
+    let properties = rec
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| {
+            !k.starts_with("os_glance") && prefixes.iter().any(|p| k.starts_with(p.as_str()))
+        })
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), text)
+        })
+        .collect();
+    Ok((
+        RemoteMeta {
+            disk_format,
+            container_format,
+            properties,
+        },
+        size,
+    ))
 }
 
 /// Whether `loc` is `img`'s staged data (adopted, not written, by the import).

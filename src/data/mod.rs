@@ -2,6 +2,7 @@
 //! inspecting them, the configured stores, and interoperable import.
 
 pub mod blob;
+pub(crate) mod cache;
 pub mod import;
 pub mod inspect;
 pub mod lease;
@@ -10,3 +11,4 @@ pub mod receive;
 pub mod reclaim;
 pub mod remote;
 pub mod stores;
+pub(crate) mod upstream;

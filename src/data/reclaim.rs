@@ -9,13 +9,15 @@
 //! a crash is finished by a later one.
 
 use crate::data::blob::Location;
+use crate::data::cache;
 use crate::data::stores::Stores;
+use crate::db::cache::CacheRepo;
 use crate::db::garbage::{Garbage, GarbageRepo};
 use crate::db::images::ImageRepo;
 use crate::db::leases::{Lease, LeaseKind, LeaseRepo};
 use crate::db::tasks::{TaskRepo, ABANDONED};
 use crate::ports::{Ports, StoreError};
-use crate::settings::StoreSettings;
+use crate::settings::{CacheSettings, StoreSettings};
 use crate::timestamp::Timestamp;
 
 /// Leases and garbage rows handled per slice.
@@ -54,15 +56,27 @@ fn run(ports: &Ports) -> Result<(), Stop> {
     let now = Timestamp::now();
     let images = ImageRepo::open(ports.db)?;
     let leases = LeaseRepo::new(ports.db);
+    let cache = CacheSettings::load(ports.vars).map_err(|e| Stop::Other(e.to_string()))?;
+    let open = || {
+        let settings = StoreSettings::load(ports.vars).map_err(|e| Stop::Other(e.to_string()))?;
+        Stores::open(settings, ports.kv, ports.http.clone()).map_err(|e| Stop::Other(e.to_string()))
+    };
+    if cache.enabled() {
+        // A cache fill streaming a response renews its lease through its
+        // heartbeat: renew those before abandoning what expired.
+        cache::renew_fills(ports, &open()?, cache.stale_seconds)?;
+    }
+    if cache.upstream.is_some() {
+        CacheRepo::new(ports.db)
+            .forget_old_views(now.0 - cache.upstream_ttl.max(1) * 2, ROWS_PER_SLICE * 8)?;
+    }
     let abandoned = leases.abandon_expired(None, now.0, ROWS_PER_SLICE)?;
     let garbage = GarbageRepo::new(ports.db);
     let rows = garbage.oldest(ROWS_PER_SLICE)?;
     if abandoned.is_empty() && rows.is_empty() {
         return Ok(());
     }
-    let settings = StoreSettings::load(ports.vars).map_err(|e| Stop::Other(e.to_string()))?;
-    let stores = Stores::open(settings, ports.kv, ports.http.clone())
-        .map_err(|e| Stop::Other(e.to_string()))?;
+    let stores = open()?;
     for lease in abandoned {
         // One that cannot be settled now (its store is down) waits for a
         // later slice without holding up the others.
@@ -124,6 +138,12 @@ fn settle(
     lease: &Lease,
     now: Timestamp,
 ) -> Result<(), Stop> {
+    if lease.kind == LeaseKind::Cache {
+        // A cache fill: no image state to heal, its data is the cache's.
+        cache::settle(ports, stores, lease).map_err(|e| Stop::Other(e.to_string()))?;
+        LeaseRepo::new(ports.db).drop_lease(&lease.id)?;
+        return Ok(());
+    }
     if let Some(at) = &lease.location {
         let refs = live_references(images, &lease.image_id)?;
         if !refs.iter().any(|u| u == &at.url) {

@@ -15,6 +15,9 @@ pub use crate::data::blob::StoreId;
 /// The key-value store label that holds image data (granted in spin.toml).
 pub const DATA_LABEL: &str = "image_data";
 
+/// The key-value store label of the image cache (granted in spin.toml).
+pub const CACHE_LABEL: &str = "image_cache";
+
 /// Key prefix of staged data (`glance-direct`) in the data store.
 const STAGING_PREFIX: &str = "staging/";
 
@@ -23,6 +26,7 @@ pub struct Stores {
     settings: StoreSettings,
     kv: KvStore,
     staging: KvStore,
+    cache: KvStore,
     s3: Option<S3Store>,
     http: HttpStore,
 }
@@ -39,6 +43,7 @@ impl Stores {
         let kv_store = KvStore::new(DATA_LABEL, data, settings.kv_chunk_size);
         Ok(Stores {
             staging: kv_store.clone().with_key_prefix(STAGING_PREFIX),
+            cache: KvStore::new(CACHE_LABEL, kv.open(CACHE_LABEL)?, settings.kv_chunk_size),
             kv: kv_store,
             s3: settings.s3.clone().map(|s| S3Store::new(s, http.clone())),
             http: HttpStore::new(http),
@@ -80,8 +85,18 @@ impl Stores {
         &self.staging
     }
 
-    /// The store that holds `location`.
+    /// The image cache's store (its own key-value store; see `data::cache`).
+    pub fn cache(&self) -> &KvStore {
+        &self.cache
+    }
+
+    /// The store that holds `location` (the cache's data included).
     pub fn for_location(&self, location: &Location) -> Option<&dyn BlobStore> {
+        if location.store == StoreId::Kv
+            && location.url.starts_with(&format!("kv://{CACHE_LABEL}/"))
+        {
+            return Some(&self.cache);
+        }
         self.any(location.store)
     }
 }

@@ -29,6 +29,8 @@ wire_enum! {
         Copy = "copy",
         /// One write of an import or copy, into one store.
         Data = "data",
+        /// A cache fill: the image's data copied into the image cache.
+        Cache = "cache",
     }
 }
 
@@ -156,6 +158,27 @@ impl<'a> LeaseRepo<'a> {
             &[image_id.into(), HELD.into(), now.into()],
         )?;
         Ok(!rows.rows.is_empty())
+    }
+
+    /// Held leases of `kind` that expire before `before` (at most `limit`).
+    pub fn held_due(
+        &self,
+        kind: LeaseKind,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<Lease>, StoreError> {
+        let rows = self.db.execute(
+            &format!(
+                "SELECT {COLUMNS} FROM leases WHERE state = ? AND kind = ? AND expires_at < ? LIMIT ?"
+            ),
+            &[
+                HELD.into(),
+                kind.as_str().into(),
+                before.into(),
+                (limit as i64).into(),
+            ],
+        )?;
+        rows.rows.iter().map(|r| lease_from_row(r)).collect()
     }
 
     /// Declares the expired held leases of `image_id` (all images when None)

@@ -3,6 +3,12 @@
 //! Each migration is a list of idempotent statements (`IF NOT EXISTS`), so two
 //! component instances racing on a fresh database both succeed; the version row
 //! is recorded afterwards. No manual `db_sync`.
+//!
+//! Versions are explicit numbers, increasing down the list but not always
+//! consecutive: branches developed side by side reserve theirs, and a version
+//! may land after a higher one did (4, the v1 API's `can_share`, lands beside
+//! the image cache's 5). So every listed version not yet recorded is applied,
+//! in list order, not only those above the highest recorded one.
 
 use crate::ports::{Database, StoreError};
 
@@ -115,33 +121,74 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             END",
         ],
     ),
+    // 4: reserved for the v1 API's members.can_share (branch api-v1).
+    (
+        5,
+        // The image cache (src/db/cache.rs): one entry per cached image, a
+        // fill claiming it under a lease ('filling') until its data is whole
+        // ('ready'); dropping a ready entry records its data as garbage in
+        // the same statement, for the reclaimer. The prefetch queue. Edge
+        // site mode's views of upstream images, per caller.
+        &[
+            "CREATE TABLE IF NOT EXISTS cache_entries (
+            image_id TEXT PRIMARY KEY NOT NULL,
+            state TEXT NOT NULL,
+            url TEXT NOT NULL,
+            location TEXT NOT NULL,
+            lease_id TEXT,
+            size INTEGER NOT NULL,
+            checksum TEXT,
+            hits INTEGER NOT NULL DEFAULT 0,
+            last_accessed REAL NOT NULL,
+            last_modified REAL NOT NULL
+        )",
+            "CREATE INDEX IF NOT EXISTS cache_entries_lru ON cache_entries (state, last_accessed)",
+            "CREATE TABLE IF NOT EXISTS cache_queue (
+            image_id TEXT PRIMARY KEY NOT NULL,
+            queued_at REAL NOT NULL
+        )",
+            "CREATE TABLE IF NOT EXISTS upstream_views (
+            caller TEXT NOT NULL,
+            image_id TEXT NOT NULL,
+            record TEXT NOT NULL,
+            fetched_at INTEGER NOT NULL,
+            PRIMARY KEY (caller, image_id)
+        )",
+            "CREATE INDEX IF NOT EXISTS upstream_views_age ON upstream_views (fetched_at)",
+            "CREATE TRIGGER IF NOT EXISTS cache_entries_drop_data AFTER DELETE ON cache_entries
+            FOR EACH ROW WHEN OLD.state = 'ready'
+            BEGIN
+              INSERT INTO garbage (image_id, locations) VALUES (OLD.image_id, json_array(json(OLD.location)));
+            END",
+        ],
+    ),
 ];
-
-/// The newest schema version.
-pub fn latest_version() -> i64 {
-    MIGRATIONS.last().map_or(0, |(v, _)| *v)
-}
 
 /// Brings the database schema up to date. Costs one query when it already is.
 pub fn ensure(db: &dyn Database) -> Result<(), StoreError> {
-    let current = db
-        .execute("SELECT MAX(version) FROM schema_migrations", &[])
-        .ok()
-        .and_then(|rows| {
+    apply(db, MIGRATIONS)
+}
+
+/// Applies the `migrations` whose versions are not recorded yet.
+fn apply(db: &dyn Database, migrations: &[(i64, &[&str])]) -> Result<(), StoreError> {
+    let recorded: Vec<i64> = db
+        .execute("SELECT version FROM schema_migrations", &[])
+        .map(|rows| {
             rows.rows
-                .first()
-                .and_then(|r| r.first())
-                .and_then(|v| v.as_i64())
+                .iter()
+                .filter_map(|r| r.first().and_then(|v| v.as_i64()))
+                .collect()
         })
-        .unwrap_or(0);
-    if current >= latest_version() {
+        .unwrap_or_default();
+    let missing = || migrations.iter().filter(|(v, _)| !recorded.contains(v));
+    if missing().next().is_none() {
         return Ok(());
     }
     db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY NOT NULL)",
         &[],
     )?;
-    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    for (version, statements) in missing() {
         for sql in *statements {
             db.execute(sql, &[])?;
         }
@@ -157,6 +204,44 @@ pub fn ensure(db: &dyn Database) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use crate::ports::memory::MemoryDb;
+
+    #[test]
+    fn versions_are_increasing_and_the_cache_comes_after_4() {
+        let versions: Vec<i64> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+        let cache = MIGRATIONS
+            .iter()
+            .find(|(_, sql)| sql.iter().any(|s| s.contains("cache_entries (")))
+            .map(|(v, _)| *v);
+        assert_eq!(cache, Some(5));
+    }
+
+    #[test]
+    fn a_version_below_the_highest_recorded_is_still_applied() {
+        // A database that got 5 before 4 existed (the cache landed first).
+        let db = MemoryDb::new();
+        let without_4: Vec<(i64, &[&str])> = MIGRATIONS
+            .iter()
+            .copied()
+            .filter(|(v, _)| *v != 4)
+            .collect();
+        apply(&db, &without_4).unwrap();
+        let four: &[&str] = &["CREATE TABLE IF NOT EXISTS later_four (x INTEGER)"];
+        let mut with_4 = without_4.clone();
+        with_4.push((4, four));
+        with_4.sort_by_key(|(v, _)| *v);
+        apply(&db, &with_4).unwrap();
+        db.execute("SELECT x FROM later_four", &[]).unwrap();
+        let rows = db
+            .execute(
+                "SELECT version FROM schema_migrations WHERE version = 4",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(rows.rows.len(), 1);
+        // And nothing more to do after that.
+        apply(&db, &with_4).unwrap();
+    }
 
     #[test]
     fn applies_once_and_is_idempotent() {
@@ -176,6 +261,10 @@ mod tests {
         db.execute("SELECT id, kind, reserved FROM leases", &[])
             .unwrap();
         db.execute("SELECT id, locations, staging FROM garbage", &[])
+            .unwrap();
+        db.execute("SELECT image_id, state, url, hits FROM cache_entries", &[])
+            .unwrap();
+        db.execute("SELECT caller, record FROM upstream_views", &[])
             .unwrap();
     }
 }

@@ -2,6 +2,7 @@
 //! migrations, image records, memberships, tasks, and the crash-safety
 //! records (leases on work in progress, garbage to reclaim).
 
+pub mod cache;
 pub mod garbage;
 mod heal;
 mod image_list;

@@ -16,7 +16,7 @@ use std::fmt;
 
 use crate::ports::Variables;
 
-pub(crate) use sections::{AuthSettings, AuthStrategy, ImageLimits, StoreSettings};
+pub(crate) use sections::{AuthSettings, AuthStrategy, CacheSettings, ImageLimits, StoreSettings};
 
 /// A configuration value the service cannot work with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +128,14 @@ variables! {
     /// Seconds an upload, stage or import may go without progress before it
     /// counts as abandoned (the image takes data again, its bytes are reclaimed).
     StaleUploadSeconds = "stale_upload_seconds", "600";
+    /// Bytes the image cache may hold (Glance's size syntax; 0: no cache).
+    ImageCacheMaxSize = "image_cache_max_size", "0";
+    /// Edge site mode: the central Glance's origin (empty: off).
+    UpstreamGlanceUrl = "upstream_glance_url", "";
+    /// Seconds an upstream image's metadata is trusted before it is re-checked.
+    UpstreamTtl = "upstream_ttl", "60";
+    /// Property prefixes glance-download copies from the remote image.
+    GlanceDownloadProperties = "glance_download_properties", "hw_,trait:,os_distro,os_secure_boot,os_type";
     /// Where notifications go: `noop`, `redis`, `webhook`, or `redis,webhook`.
     NotificationDriver = "notification_driver", "noop";
     /// The Redis server notifications are published to (an allowed outbound host).
@@ -217,6 +225,7 @@ pub fn check(vars: &dyn Variables) -> Result<(), ConfigError> {
     AuthSettings::load(vars)?;
     ImageLimits::load(vars)?;
     StoreSettings::load(vars)?;
+    CacheSettings::load(vars)?;
     crate::auth::policy::Policy::load(vars)?;
     Ok(())
 }

@@ -222,6 +222,54 @@ impl StoreSettings {
     }
 }
 
+/// The image cache and edge site mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CacheSettings {
+    /// Most bytes the cache holds; `None`: no cache (`image_cache_max_size` 0).
+    pub max_size: Option<u64>,
+    /// The central Glance's origin, without a trailing `/` (`upstream_glance_url`).
+    pub upstream: Option<String>,
+    /// Seconds an upstream image's metadata is trusted (`upstream_ttl`).
+    pub upstream_ttl: i64,
+    /// Seconds work on data may go without progress (`stale_upload_seconds`).
+    pub stale_seconds: i64,
+}
+
+impl CacheSettings {
+    /// Reads the settings; an unusable size or URL says why.
+    pub fn load(vars: &dyn Variables) -> Result<Self, ConfigError> {
+        let text = value(vars, Var::ImageCacheMaxSize);
+        let max_size = parse_size(&text).ok_or_else(|| {
+            ConfigError(format!(
+                "image_cache_max_size must be a size (e.g. 10GB), not '{text}'"
+            ))
+        })?;
+        let upstream = value(vars, Var::UpstreamGlanceUrl);
+        let upstream = if upstream.is_empty() {
+            None
+        } else if upstream.starts_with("http://") || upstream.starts_with("https://") {
+            Some(upstream.trim_end_matches('/').to_string())
+        } else {
+            return Err(ConfigError(format!(
+                "upstream_glance_url must be an http(s) origin, not '{upstream}'"
+            )));
+        };
+        Ok(CacheSettings {
+            max_size: Some(max_size).filter(|n| *n > 0),
+            upstream,
+            upstream_ttl: number::<i64>(vars, Var::UpstreamTtl)?.max(0),
+            stale_seconds: number::<i64>(vars, Var::StaleUploadSeconds)
+                .unwrap_or(600)
+                .max(1),
+        })
+    }
+
+    /// Whether the image cache is on.
+    pub fn enabled(&self) -> bool {
+        self.max_size.is_some()
+    }
+}
+
 /// The S3 store's settings.
 fn s3(vars: &dyn Variables) -> S3Settings {
     S3Settings {

@@ -305,11 +305,13 @@ fn spawn(
     std::fs::write(
         &runtime_config,
         format!(
-            "[key_value_store.image_data]\n{}\n{}",
+            "[key_value_store.image_data]\n{}\n\
+             [key_value_store.image_cache]\ntype = \"spin\"\npath = \"{}\"\n{}",
             settings.image_data.clone().unwrap_or_else(|| format!(
                 "type = \"spin\"\npath = \"{}\"",
                 state_dir.join("image_data.db").display()
             )),
+            state_dir.join("image_cache.db").display(),
             settings.runtime_config
         ),
     )
@@ -513,6 +515,25 @@ impl Service {
         )
         .map(|n| n as usize)
         .unwrap_or_else(|e| panic!("count chunks: {e}"))
+    }
+
+    /// Keys in the image cache's key-value store (`image_cache.db` in the
+    /// state directory), optionally only those under `prefix`.
+    pub fn cache_keys(&self, prefix: &str) -> Vec<String> {
+        let db = self.state_dir.join("image_cache.db");
+        if !db.exists() {
+            return Vec::new();
+        }
+        let conn = rusqlite::Connection::open(db).expect("open cache kv db");
+        let mut stmt = conn
+            .prepare("SELECT key FROM spin_key_value WHERE store = 'image_cache' AND key LIKE ?")
+            .expect("prepare");
+        let keys = stmt
+            .query_map([format!("{prefix}%")], |r| r.get::<_, String>(0))
+            .expect("query")
+            .map(|k| k.expect("key"))
+            .collect();
+        keys
     }
 
     /// The runtime's standard error so far (`stderr.log` in the state directory).

@@ -68,10 +68,20 @@ impl HttpClient for SpinHttp {
             ErrorCode::HttpRequestDenied => OutboundError::Denied(req.url.clone()),
             other => io(other),
         })?;
-        let written = body.write().map_err(io).and_then(|mut stream| {
-            stream.write_all(&req.body).map_err(io)?;
-            stream.flush().map_err(io)
-        });
+        // An empty body (a GET) is not written at all: writing and flushing
+        // nothing can fail with StreamError::Closed once the host has sent a
+        // body-less request, which would throw away the response that comes
+        // (and a retry would send the request twice).
+        let mut taken_whole = req.body.is_empty();
+        let written = if req.body.is_empty() {
+            Ok(())
+        } else {
+            body.write().map_err(io).and_then(|mut stream| {
+                stream.write_all(&req.body).map_err(io)?;
+                taken_whole = true;
+                stream.flush().map_err(io)
+            })
+        };
         let written = written.and_then(|()| OutgoingBody::finish(body, None).map_err(io));
         let response = loop {
             if let Some(r) = future.get() {
@@ -80,9 +90,16 @@ impl HttpClient for SpinHttp {
             future.subscribe().block();
         };
         // A body that could not be written usually means the request failed;
-        // the response's error says why, so it is preferred.
+        // the response's error says why, so it is preferred. But once the
+        // host took every byte, a flush or finish that finds the stream
+        // closed only means the host had already sent the whole body (its
+        // Content-Length reached) and the response is the server's answer to
+        // it: under load the flush lost that race often enough to fail an S3
+        // part PUT (16 MiB, answered 200) on all three attempts.
         if let (Err(e), Ok(Ok(_))) = (written, &response) {
-            return Err(e);
+            if !taken_whole {
+                return Err(e);
+            }
         }
         let response = response
             .map_err(|_| OutboundError::Io("response already taken".into()))?

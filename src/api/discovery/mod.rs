@@ -100,7 +100,11 @@ fn versions_doc(ports: &Ports, req: &mut ApiRequest, status: StatusCode) -> ApiR
     if base.is_empty() {
         base = req.base_url.clone();
     }
-    Ok(ApiResponse::json(status, &versions::document(&base, false)))
+    let mut doc = versions::document(&base, false);
+    if crate::settings::CacheSettings::load(ports.vars).is_ok_and(|c| c.enabled()) {
+        doc = versions::with_cache(doc);
+    }
+    Ok(ApiResponse::json(status, &doc))
 }
 
 #[cfg(test)]

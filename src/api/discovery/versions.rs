@@ -36,8 +36,64 @@ pub fn document(base_url: &str, multi_store: bool) -> Value {
     json!({ "versions": versions })
 }
 
+/// The document of a site with an image cache: Glance then leads with
+/// v2.18 (CURRENT), 2.17, 2.16, 2.15 and 2.14, and v2.17 is no longer CURRENT.
+pub fn with_cache(mut doc: Value) -> Value {
+    let Some(list) = doc["versions"].as_array_mut() else {
+        return doc;
+    };
+    let Some(href) = list
+        .first()
+        .and_then(|e| e["links"][0]["href"].as_str())
+        .map(str::to_string)
+    else {
+        return doc;
+    };
+    list.retain(|e| !matches!(e["id"].as_str(), Some("v2.15" | "v2.17")));
+    let lead = [
+        ("v2.18", "CURRENT"),
+        ("v2.17", "SUPPORTED"),
+        ("v2.16", "SUPPORTED"),
+        ("v2.15", "SUPPORTED"),
+        ("v2.14", "SUPPORTED"),
+    ];
+    for (i, (id, status)) in lead.iter().enumerate() {
+        list.insert(
+            i,
+            json!({"id": id, "status": status, "links": [{"rel": "self", "href": href}]}),
+        );
+    }
+    doc
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cache_adds_2_14_to_2_18_with_2_18_current() {
+        let doc = with_cache(document("http://h", false));
+        let ids: Vec<&str> = doc["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "v2.18", "v2.17", "v2.16", "v2.15", "v2.14", "v2.9", "v2.7", "v2.6", "v2.5",
+                "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"
+            ]
+        );
+        let current: Vec<_> = doc["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["status"] == "CURRENT")
+            .collect();
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0]["id"], "v2.18");
+    }
+
     use super::*;
 
     #[test]

@@ -3,11 +3,12 @@
 
 use http::StatusCode;
 
-use super::Ctx;
+use super::{edge, Ctx};
 use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse, Body};
 use crate::auth::policy::Rule;
-use crate::data::blob::BlobStore;
+use crate::data::blob::{BlobStore, ByteRange};
+use crate::data::cache::{Cache, Served, Source, Via, Wanted};
 use crate::data::lease;
 use crate::data::range::{parse_range, RangeRequest};
 use crate::data::receive::{self, ReceiveRules};
@@ -16,6 +17,7 @@ use crate::db::leases::{Lease, LeaseKind};
 use crate::error::{ApiError, ApiResult};
 use crate::image::{ContainerFormat, Image, Staged, Status};
 use crate::notify::Event;
+use crate::settings::CacheSettings;
 
 /// 415 unless the body is `application/octet-stream`.
 fn check_octet_stream(req: &ApiRequest) -> ApiResult<()> {
@@ -225,7 +227,12 @@ fn vanished(
 pub(super) fn download(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     req.reject_body()?;
     let access = ctx.access();
-    let v = access.load(&p["image_id"])?;
+    let v = match access.load(&p["image_id"]) {
+        Err(e) if e.status == StatusCode::NOT_FOUND && edge::on(ctx) => {
+            return edge::download(ctx, req, &p["image_id"])
+        }
+        other => other?,
+    };
     access.enforce(Rule::DownloadImage, &v)?;
     let img = v.image;
     if img.status == Status::Deactivated && !ctx.caller.is_admin() {
@@ -243,34 +250,66 @@ pub(super) fn download(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult
         return Ok(ApiResponse::empty(StatusCode::NO_CONTENT));
     };
     let size = location.size;
-    let (status, range) = match parse_range(req.header("range"), req.header("content-range"), size)
-    {
-        RangeRequest::Whole => (StatusCode::OK, None),
-        RangeRequest::Partial(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
-        RangeRequest::Multiple => {
-            return Err(ApiError::bad_request("Multiple ranges are not supported."))
-        }
-        RangeRequest::Unsatisfiable => {
-            return Err(ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "The requested range is not satisfiable.",
-            )
-            .with_header("Content-Range", format!("bytes */{size}")))
-        }
+    let (status, range) = wanted_range(req, size)?;
+    let source = |r| store.read(location, r);
+    let wanted = Wanted {
+        image_id: &img.id,
+        size,
+        checksum: img.checksum.as_deref(),
+        // Data in the local key-value store is as near as the cache's.
+        fill: location.store != StoreId::Kv,
     };
-    let stream = store.read(location, range)?;
+    let served = through_cache(ctx, &wanted, range, &source)?;
+    Ok(data_response(
+        status,
+        size,
+        range,
+        img.checksum.as_deref(),
+        served,
+    ))
+}
+
+/// The data of `wanted` through the image cache when the site has one,
+/// else straight from `source`.
+pub(super) fn through_cache(
+    ctx: &Ctx,
+    wanted: &Wanted,
+    range: Option<ByteRange>,
+    source: Source,
+) -> ApiResult<Served> {
+    let settings = CacheSettings::load(ctx.ports.vars)?;
+    match Cache::open(ctx.ports, ctx.stores()?, &settings) {
+        Some(cache) => Ok(cache.serve(wanted, range, source)?),
+        None => Ok(Served {
+            stream: source(range)?,
+            deferred: None,
+            via: Via::Direct,
+        }),
+    }
+}
+
+/// A download response: status, length, checksum and range headers, and the
+/// body (with any cache fill's deferred work).
+pub(super) fn data_response(
+    status: StatusCode,
+    size: u64,
+    range: Option<ByteRange>,
+    checksum: Option<&str>,
+    served: Served,
+) -> ApiResponse {
     let length = range.map_or(size, |r| r.len());
     let mut resp = ApiResponse {
         status,
         headers: vec![
             ("content-type".into(), "application/octet-stream".into()),
             ("content-length".into(), length.to_string()),
+            ("x-image-cache".into(), served.via.as_str().into()),
         ],
-        body: Body::Stream(stream),
-        deferred: None,
+        body: Body::Stream(served.stream),
+        deferred: served.deferred,
     };
-    if let Some(md5) = &img.checksum {
-        resp = resp.with_header("content-md5", md5.clone());
+    if let Some(md5) = checksum {
+        resp = resp.with_header("content-md5", md5.to_string());
     }
     if let Some(r) = range {
         resp = resp.with_header(
@@ -278,7 +317,25 @@ pub(super) fn download(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult
             format!("bytes {}-{}/{size}", r.first, r.last),
         );
     }
-    Ok(resp)
+    resp
+}
+
+/// The range a download asks for: None for the whole; the error to answer
+/// when it cannot be served.
+pub(super) fn wanted_range(
+    req: &ApiRequest,
+    size: u64,
+) -> ApiResult<(StatusCode, Option<ByteRange>)> {
+    match parse_range(req.header("range"), req.header("content-range"), size) {
+        RangeRequest::Whole => Ok((StatusCode::OK, None)),
+        RangeRequest::Partial(r) => Ok((StatusCode::PARTIAL_CONTENT, Some(r))),
+        RangeRequest::Multiple => Err(ApiError::bad_request("Multiple ranges are not supported.")),
+        RangeRequest::Unsatisfiable => Err(ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "The requested range is not satisfiable.",
+        )
+        .with_header("Content-Range", format!("bytes */{size}"))),
+    }
 }
 
 /// `PUT /v2/images/{image_id}/stage`: data for a later `glance-direct` import.

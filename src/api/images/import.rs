@@ -15,9 +15,10 @@ use super::Ctx;
 use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse};
 use crate::auth::policy::Rule;
-use crate::data::import::{self, Job, Method};
+use crate::data::import::{self, Job, Method, Remote};
 use crate::data::lease;
 use crate::data::stores::StoreId;
+use crate::data::upstream::Credentials;
 use crate::db::leases::{Lease, LeaseKind, LeaseRepo};
 use crate::db::tasks::{Task, TaskRepo, API_IMAGE_IMPORT};
 use crate::error::{ApiError, ApiResult};
@@ -33,6 +34,15 @@ fn flag(body: &serde_json::Map<String, Value>, name: &str, default: bool) -> Api
             "'{name}' must be boolean value only"
         ))),
     }
+}
+
+/// The `method` object of an import request.
+fn method_body(body: &serde_json::Map<String, Value>) -> Option<&serde_json::Map<String, Value>> {
+    body.get("method").and_then(Value::as_object)
+}
+
+fn method_has(method: Option<&serde_json::Map<String, Value>>, key: &str) -> bool {
+    method.is_some_and(|m| m.contains_key(key))
 }
 
 /// `POST /v2/images/{image_id}/import`.
@@ -97,6 +107,15 @@ pub(super) fn import(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
             }
             Method::WebDownload(uri.to_string())
         }
+        "glance-download" => {
+            let text = |k: &str| method.get(k).and_then(Value::as_str).map(str::to_string);
+            Method::GlanceDownload(Remote {
+                image_id: text("glance_image_id").unwrap_or_default(),
+                region: text("glance_region").unwrap_or_default(),
+                interface: text("glance_service_interface").unwrap_or_else(|| "public".into()),
+                creds: Credentials::of(req, &ctx.caller),
+            })
+        }
         other => {
             return Err(ApiError::bad_request(format!(
                 "Unknown import method name '{other}'."
@@ -110,6 +129,7 @@ pub(super) fn import(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
     let (wanted, verb) = match &method {
         Method::GlanceDirect => (Status::Uploading, "'glance-direct'"),
         Method::WebDownload(_) => (Status::Queued, "'web-download'"),
+        Method::GlanceDownload(_) => (Status::Queued, "'glance-download'"),
         Method::CopyImage => (Status::Active, "'copy-image'"),
     };
     if img.status != wanted || (method == Method::GlanceDirect && img.staged.is_none()) {
@@ -123,6 +143,24 @@ pub(super) fn import(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         return Err(ApiError::conflict(
             "'disk_format' and 'container_format' need to be set before import",
         ));
+    }
+    if let Method::GlanceDownload(remote) = &method {
+        if !method_has(method_body(&body), "glance_region") {
+            return Err(ApiError::bad_request(
+                "'glance_region' needs to be set for glance-download import method",
+            ));
+        }
+        if !method_has(method_body(&body), "glance_image_id") {
+            return Err(ApiError::bad_request(
+                "'glance_image_id' needs to be set for glance-download import method",
+            ));
+        }
+        if uuid::Uuid::parse_str(&remote.image_id).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "Remote image id does not look like a UUID: {}",
+                remote.image_id
+            )));
+        }
     }
     access.enforce(
         if method == Method::CopyImage {

@@ -190,7 +190,12 @@ pub(super) fn check_quotas(img: &Image, limits: &ImageLimits) -> ApiResult<()> {
 /// `GET /v2/images/{image_id}`.
 pub(super) fn show(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     req.reject_body()?;
-    let v = ctx.access().load(&p["image_id"])?;
+    let v = match ctx.access().load(&p["image_id"]) {
+        Err(e) if e.status == StatusCode::NOT_FOUND && super::edge::on(ctx) => {
+            return super::edge::show(ctx, req, &p["image_id"]);
+        }
+        other => other?,
+    };
     Ok(ctx.image_response(StatusCode::OK, &v.image))
 }
 

@@ -2,6 +2,8 @@
 //! `/v2/info/*` and `/v2/stores/*`.
 
 mod actions;
+mod cache;
+mod edge;
 mod files;
 mod import;
 mod info;
@@ -91,6 +93,24 @@ static ROUTES: &[Route<Handler>] = &[
     Route {
         path: "/v2/stores/{store_id}/{image_id}",
         methods: &[("DELETE", info::delete_from_store)],
+    },
+    Route {
+        path: "/v2/cache",
+        methods: &[("GET", cache::list), ("DELETE", cache::clear)],
+    },
+    // The two fixed paths come before `/v2/cache/{image_id}`, which would
+    // also match them (the one overlap in this table).
+    Route {
+        path: "/v2/cache/clean",
+        methods: &[("POST", cache::clean)],
+    },
+    Route {
+        path: "/v2/cache/prune",
+        methods: &[("POST", cache::prune)],
+    },
+    Route {
+        path: "/v2/cache/{image_id}",
+        methods: &[("PUT", cache::queue), ("DELETE", cache::delete_entry)],
     },
 ];
 

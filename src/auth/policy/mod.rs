@@ -88,6 +88,18 @@ rules! {
     StoresInfoDetail = "stores_info_detail" => "rule:context_is_admin";
     /// Remove the copy of an image in one store.
     DeleteImageLocation = "delete_image_location" => "rule:context_is_admin";
+    /// Manage the image cache (what the cache rules used to default to).
+    ManageImageCache = "manage_image_cache" => "rule:context_is_admin";
+    /// Queue an image for caching (`PUT /v2/cache/{image_id}`).
+    CacheImage = "cache_image" => "rule:context_is_admin";
+    /// List the cache and its queue (`GET /v2/cache`).
+    CacheList = "cache_list" => "rule:context_is_admin";
+    /// Remove images from the cache or its queue (`DELETE /v2/cache[/{image_id}]`).
+    CacheDelete = "cache_delete" => "rule:context_is_admin";
+    /// Clean invalid and stalled cache entries (`POST /v2/cache/clean`).
+    CacheClean = "cache_clean" => "rule:context_is_admin";
+    /// Prune the cache to its size (`POST /v2/cache/prune`).
+    CachePrune = "cache_prune" => "rule:context_is_admin";
 }
 
 impl Rule {

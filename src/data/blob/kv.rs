@@ -43,6 +43,18 @@ impl KvStore {
         self
     }
 
+    /// The key-value store underneath (the image cache keeps its fill
+    /// heartbeats there, beside the chunks).
+    pub fn kv(&self) -> &Rc<dyn KeyValue> {
+        &self.kv
+    }
+
+    /// The key of chunk `n` of the data at `location` (a reader following
+    /// a write that is still going on polls for them).
+    pub fn chunk_key(&self, location: &Location, n: u64) -> Result<String, BlobError> {
+        Ok(format!("{}/{n}", self.prefix_of(location)?))
+    }
+
     fn prefix_of(&self, location: &Location) -> Result<String, BlobError> {
         location
             .url
