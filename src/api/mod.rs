@@ -50,6 +50,12 @@ pub(crate) fn serve(
             ApiResponse::from(err)
         }
     };
+    // A HEAD answer has headers only (errors too: the status says it).
+    let resp = if req.method == http::Method::HEAD {
+        resp.without_body()
+    } else {
+        resp
+    };
     ports.log.line(
         Level::Info,
         &format!(
