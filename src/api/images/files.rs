@@ -7,7 +7,7 @@ use super::Ctx;
 use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse, Body};
 use crate::auth::policy::Rule;
-use crate::data::blob::BlobStore;
+use crate::data::blob::{BlobStore, Location};
 use crate::data::lease;
 use crate::data::range::{parse_range, RangeRequest};
 use crate::data::receive::{self, ReceiveRules};
@@ -16,11 +16,21 @@ use crate::db::leases::{Lease, LeaseKind};
 use crate::error::{ApiError, ApiResult};
 use crate::image::{ContainerFormat, Image, Staged, Status};
 
+/// The media type of the request body, without parameters ("" when none).
+fn media_type<'r>(req: &'r ApiRequest) -> &'r str {
+    let ct = req.header("content-type").unwrap_or("");
+    ct.split(';').next().unwrap_or("").trim()
+}
+
+/// Whether the body is declared `application/octet-stream`.
+pub(crate) fn is_octet_stream(req: &ApiRequest) -> bool {
+    media_type(req).eq_ignore_ascii_case("application/octet-stream")
+}
+
 /// 415 unless the body is `application/octet-stream`.
 fn check_octet_stream(req: &ApiRequest) -> ApiResult<()> {
-    let ct = req.header("content-type").unwrap_or("");
-    let media = ct.split(';').next().unwrap_or("").trim();
-    if !media.eq_ignore_ascii_case("application/octet-stream") {
+    let media = media_type(req);
+    if !is_octet_stream(req) {
         return Err(ApiError::unsupported_media_type(format!(
             "Invalid content type {}",
             if media.is_empty() { "None" } else { media }
@@ -162,18 +172,66 @@ pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
             )
         }));
     }
+    let announced = Announced {
+        size: expected,
+        checksum: None,
+    };
+    store_data(ctx, req, &img, &announced)?;
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+}
+
+/// What the client said the data will be; an upload that differs is refused (400).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Announced<'a> {
+    /// Bytes.
+    pub size: Option<u64>,
+    /// md5, hex (the v1 API's `x-image-meta-checksum`).
+    pub checksum: Option<&'a str>,
+}
+
+/// Streams the request body into a new object of the target store and
+/// activates the image `img` (already authorized for upload, with its
+/// formats set) with it: the one upload path of both API versions. The
+/// image must be queued (409 otherwise, also when another upload claims it
+/// first). On failure the image is queued again and nothing is kept.
+pub(crate) fn store_data(
+    ctx: &Ctx,
+    req: &mut ApiRequest,
+    img: &Image,
+    announced: &Announced,
+) -> ApiResult<Image> {
+    let id = &img.id;
     let store = target_store(ctx, req)?;
-    let (max_bytes, too_large) = upload_limit(ctx, &img)?;
+    let (max_bytes, too_large) = upload_limit(ctx, img)?;
     let rules = ReceiveRules {
         disk_format: img.disk_format,
         inspect: img.container_format == Some(ContainerFormat::Bare),
         max_bytes,
         too_large: &too_large,
-        expected_size: expected,
+        expected_size: announced.size,
     };
     let (received, held) = receive_claimed(ctx, req, id, Status::Saving, store, &rules)?;
     let facts = received.facts();
     let location = received.location;
+    let discard = |why: &str| {
+        if let Err(d) = store.delete(&location) {
+            ctx.ports
+                .log_error(&format!("removing the data of {why} image {id}"), d);
+        }
+        lease::expire(ctx.ports, &held);
+    };
+    if let Some(want) = announced
+        .checksum
+        .filter(|c| !c.eq_ignore_ascii_case(&facts.checksum))
+    {
+        restore_queued(ctx, id, Status::Saving);
+        discard("refused");
+        return Err(ApiError::bad_request(format!(
+            "Supplied checksum ({want}) and checksum generated from uploaded image ({}) did \
+             not match.",
+            facts.checksum
+        )));
+    }
     let saved = ctx.modify(id, None, |img| {
         if img.status != Status::Saving {
             return Err(ApiError::conflict("The image changed during the upload."));
@@ -182,24 +240,40 @@ pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
             .map_err(|t| ApiError::conflict(t.to_string()))?;
         Ok(true)
     });
-    if let Err(e) = saved {
-        // Deleted (or otherwise changed) meanwhile: the data has no image.
-        if let Err(d) = store.delete(&location) {
-            ctx.ports
-                .log_error(&format!("removing the data of vanished image {id}"), d);
+    match saved {
+        Ok(img) => {
+            lease::release(ctx.ports, &held);
+            Ok(img)
         }
-        lease::expire(ctx.ports, &held);
-        return Err(if e.status == StatusCode::NOT_FOUND {
-            ApiError::new(
-                StatusCode::GONE,
-                format!("Image {id} could not be found after upload. The image may have been deleted during the upload."),
-            )
-        } else {
-            e
-        });
+        Err(e) => {
+            // Deleted (or otherwise changed) meanwhile: the data has no image.
+            discard("vanished");
+            Err(if e.status == StatusCode::NOT_FOUND {
+                ApiError::new(
+                    StatusCode::GONE,
+                    format!("Image {id} could not be found after upload. The image may have been deleted during the upload."),
+                )
+            } else {
+                e
+            })
+        }
     }
-    lease::release(ctx.ports, &held);
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+}
+
+/// The store and location to read an image's data from: None unless the
+/// image is active (or deactivated) and has data in an enabled store.
+pub(crate) fn stored<'c>(
+    ctx: &'c Ctx,
+    img: &'c Image,
+) -> ApiResult<Option<(&'c dyn BlobStore, &'c Location)>> {
+    if !matches!(img.status, Status::Active | Status::Deactivated) {
+        return Ok(None);
+    }
+    let stores = ctx.stores()?;
+    Ok(img
+        .locations
+        .iter()
+        .find_map(|l| stores.for_location(l).map(|s| (s, l))))
 }
 
 /// `GET /v2/images/{image_id}/file`.
@@ -214,13 +288,7 @@ pub(super) fn download(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult
             "The requested image has been deactivated. Image data download is forbidden.",
         ));
     }
-    let stores = ctx.stores()?;
-    let Some((store, location)) = img
-        .locations
-        .iter()
-        .find_map(|l| stores.for_location(l).map(|s| (s, l)))
-        .filter(|_| matches!(img.status, Status::Active | Status::Deactivated))
-    else {
+    let Some((store, location)) = stored(ctx, &img)? else {
         return Ok(ApiResponse::empty(StatusCode::NO_CONTENT));
     };
     let size = location.size;

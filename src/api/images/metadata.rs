@@ -57,7 +57,7 @@ pub(super) fn list(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<Api
 
 /// The policy target of a listed image: the list query only returns others'
 /// shared images when the caller is a member.
-fn list_target(caller: &Caller, img: &Image) -> Target {
+pub(crate) fn list_target(caller: &Caller, img: &Image) -> Target {
     let member_id = match (&caller.project_id, img.visibility) {
         (Some(p), Visibility::Shared) if !caller.owns(img.owner.as_deref()) => Some(p.clone()),
         _ => None,
@@ -110,29 +110,7 @@ pub(super) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
         }
     }
 
-    let target = Target {
-        owner: img.owner.clone(),
-        member_id: None,
-        visibility: Some(img.visibility.as_str().to_string()),
-    };
-    if !ctx.policy.allows(Rule::AddImage, &ctx.caller, &target) {
-        if img.owner != ctx.caller.project_id {
-            return Err(ApiError::forbidden(format!(
-                "You are not permitted to create images owned by '{}'",
-                img.owner.as_deref().unwrap_or("None")
-            )));
-        }
-        ctx.policy.enforce(Rule::AddImage, &ctx.caller, &target)?;
-    }
-    enforce_visibility(ctx, img.visibility, &target)?;
-    check_quotas(&img, &ctx.limits)?;
-
-    if ctx.repo.insert(&img)? == Write::Conflict {
-        return Err(ApiError::conflict(format!(
-            "Image ID {} already exists!",
-            img.id
-        )));
-    }
+    insert_new(ctx, &img)?;
     let location = format!("{}{}", req.base_url, img.self_link());
     let mut resp = ctx
         .image_response(StatusCode::CREATED, &img)
@@ -150,6 +128,34 @@ pub(super) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
     Ok(resp)
 }
 
+/// Records a new image after the rules allow it: `add_image` for its owner,
+/// the right to its visibility, the quotas; 409 if its id was ever used.
+pub(crate) fn insert_new(ctx: &Ctx, img: &Image) -> ApiResult<()> {
+    let target = Target {
+        owner: img.owner.clone(),
+        member_id: None,
+        visibility: Some(img.visibility.as_str().to_string()),
+    };
+    if !ctx.policy.allows(Rule::AddImage, &ctx.caller, &target) {
+        if img.owner != ctx.caller.project_id {
+            return Err(ApiError::forbidden(format!(
+                "You are not permitted to create images owned by '{}'",
+                img.owner.as_deref().unwrap_or("None")
+            )));
+        }
+        ctx.policy.enforce(Rule::AddImage, &ctx.caller, &target)?;
+    }
+    enforce_visibility(ctx, img.visibility, &target)?;
+    check_quotas(img, &ctx.limits)?;
+    if ctx.repo.insert(img)? == Write::Conflict {
+        return Err(ApiError::conflict(format!(
+            "Image ID {} already exists!",
+            img.id
+        )));
+    }
+    Ok(())
+}
+
 fn enforce_visibility(ctx: &Ctx, visibility: Visibility, target: &Target) -> ApiResult<()> {
     match visibility {
         Visibility::Public => ctx
@@ -163,7 +169,7 @@ fn enforce_visibility(ctx: &Ctx, visibility: Visibility, target: &Target) -> Api
 }
 
 /// 413 when an image carries more tags or custom properties than allowed.
-pub(super) fn check_quotas(img: &Image, limits: &ImageLimits) -> ApiResult<()> {
+pub(crate) fn check_quotas(img: &Image, limits: &ImageLimits) -> ApiResult<()> {
     let props = img
         .properties
         .keys()
@@ -231,8 +237,14 @@ fn hide_if_invisible(ctx: &Ctx, target: &Target, id: &str, err: ApiError) -> Api
 
 /// `DELETE /v2/images/{image_id}`.
 pub(super) fn delete(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
-    let id = &p["image_id"];
     req.reject_body()?;
+    delete_image(ctx, &p["image_id"])?;
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+}
+
+/// Deletes image `id` if the caller may (`delete_image`, not protected) and
+/// reclaims its data.
+pub(crate) fn delete_image(ctx: &Ctx, id: &str) -> ApiResult<()> {
     let access = ctx.access();
     let v = access.load(id)?;
     access.enforce(Rule::DeleteImage, &v)?;
@@ -248,5 +260,5 @@ pub(super) fn delete(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         return Err(ApiError::image_not_found(id));
     }
     reclaim::image(ctx.ports, ctx.stores()?, id);
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    Ok(())
 }

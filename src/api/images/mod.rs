@@ -2,10 +2,10 @@
 //! `/v2/info/*` and `/v2/stores/*`.
 
 mod actions;
-mod files;
+pub(crate) mod files;
 mod import;
 mod info;
-mod metadata;
+pub(crate) mod metadata;
 mod tags;
 mod tasks;
 #[cfg(test)]
