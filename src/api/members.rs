@@ -160,6 +160,7 @@ fn add(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
         image_id: id.to_string(),
         member_id: member_id.clone(),
         status: MemberStatus::Pending,
+        can_share: false,
         created_at: now,
         updated_at: now,
     };

@@ -279,7 +279,8 @@ mod tests {
             vec!["own", "comm", "pub"]
         );
         db.execute(
-            "INSERT INTO image_members VALUES ('shared2', 'p1', 'pending', 'x', 'x')",
+            "INSERT INTO image_members (image_id, member, status, created_at, updated_at) \
+             VALUES ('shared2', 'p1', 'pending', 'x', 'x')",
             &[],
         )
         .unwrap();

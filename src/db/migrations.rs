@@ -1,8 +1,9 @@
 //! Versioned schema migrations, applied automatically on first use.
 //!
-//! Each migration is a list of idempotent statements (`IF NOT EXISTS`), so two
-//! component instances racing on a fresh database both succeed; the version row
-//! is recorded afterwards. No manual `db_sync`.
+//! Each migration is a list of idempotent statements (`IF NOT EXISTS`; an
+//! `ADD COLUMN` that finds the column there counts as done), so two component
+//! instances racing on a fresh database both succeed; the version row is
+//! recorded afterwards. No manual `db_sync`.
 
 use crate::ports::{Database, StoreError};
 
@@ -115,7 +116,22 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             END",
         ],
     ),
+    (
+        4,
+        // The v1 API's `can_share`: a member that may share the image onward.
+        &["ALTER TABLE image_members ADD COLUMN can_share INTEGER NOT NULL DEFAULT 0"],
+    ),
 ];
+
+/// Runs one migration statement; adding a column that exists (another
+/// instance got there first) is success.
+fn run(db: &dyn Database, sql: &str) -> Result<(), StoreError> {
+    match db.execute(sql, &[]) {
+        Ok(_) => Ok(()),
+        Err(e) if sql.contains(" ADD COLUMN ") && e.0.contains("duplicate column name") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
 
 /// The newest schema version.
 pub fn latest_version() -> i64 {
@@ -143,7 +159,7 @@ pub fn ensure(db: &dyn Database) -> Result<(), StoreError> {
     )?;
     for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         for sql in *statements {
-            db.execute(sql, &[])?;
+            run(db, sql)?;
         }
         db.execute(
             "INSERT OR IGNORE INTO schema_migrations (version) VALUES (?)",
@@ -159,6 +175,18 @@ mod tests {
     use crate::ports::memory::MemoryDb;
 
     #[test]
+    fn a_column_another_instance_added_is_no_error() {
+        let db = MemoryDb::new();
+        ensure(&db).unwrap();
+        // As if a racing instance had applied version 4 but not recorded it.
+        db.execute("DELETE FROM schema_migrations WHERE version = 4", &[])
+            .unwrap();
+        ensure(&db).unwrap();
+        db.execute("SELECT can_share FROM image_members", &[])
+            .unwrap();
+    }
+
+    #[test]
     fn applies_once_and_is_idempotent() {
         let db = MemoryDb::new();
         ensure(&db).unwrap();
@@ -169,7 +197,7 @@ mod tests {
         assert_eq!(rows.rows.len(), MIGRATIONS.len());
         db.execute("SELECT id, tags, properties FROM images", &[])
             .unwrap();
-        db.execute("SELECT image_id FROM image_members", &[])
+        db.execute("SELECT image_id, can_share FROM image_members", &[])
             .unwrap();
         db.execute("SELECT id, request_id, input FROM tasks", &[])
             .unwrap();
