@@ -15,6 +15,7 @@ pub mod members;
 mod request;
 mod response;
 mod routes;
+pub(crate) mod v1;
 
 use std::time::Instant;
 

@@ -1,5 +1,6 @@
 //! The images service: `/v2/images` and everything below it except members,
-//! `/v2/info/*` and `/v2/stores/*`.
+//! `/v2/info/*` and `/v2/stores/*`, and the v1 API's `/v1/images` (handlers
+//! in [`crate::api::v1`]) except its members.
 
 mod actions;
 pub(crate) mod files;
@@ -17,7 +18,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use crate::api::routes::{self, Params, Route};
-use crate::api::{serve, ApiRequest, ApiResponse};
+use crate::api::{serve, v1, ApiRequest, ApiResponse};
 use crate::auth;
 use crate::auth::caller::Caller;
 use crate::auth::policy::{Policy, Rule};
@@ -91,6 +92,23 @@ static ROUTES: &[Route<Handler>] = &[
     Route {
         path: "/v2/stores/{store_id}/{image_id}",
         methods: &[("DELETE", info::delete_from_store)],
+    },
+    Route {
+        path: "/v1/images",
+        methods: &[("GET", v1::images::index), ("POST", v1::images::create)],
+    },
+    Route {
+        path: "/v1/images/detail",
+        methods: &[("GET", v1::images::detail)],
+    },
+    Route {
+        path: "/v1/images/{image_id}",
+        methods: &[
+            ("GET", v1::images::show),
+            ("HEAD", v1::images::meta),
+            ("PUT", v1::images::update),
+            ("DELETE", v1::images::delete),
+        ],
     },
 ];
 
