@@ -8,13 +8,14 @@ use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse, Body};
 use crate::auth::policy::Rule;
 use crate::data::blob::{BlobStore, Location};
+use crate::data::inspect;
 use crate::data::lease;
 use crate::data::range::{parse_range, RangeRequest};
 use crate::data::receive::{self, ReceiveRules};
 use crate::data::stores::StoreId;
 use crate::db::leases::{Lease, LeaseKind};
 use crate::error::{ApiError, ApiResult};
-use crate::image::{ContainerFormat, Image, Staged, Status};
+use crate::image::{ContainerFormat, DiskFormat, Image, Staged, Status};
 
 /// The media type of the request body, without parameters ("" when none).
 fn media_type<'r>(req: &'r ApiRequest) -> &'r str {
@@ -190,10 +191,16 @@ pub(crate) struct Announced<'a> {
 }
 
 /// Streams the request body into a new object of the target store and
-/// activates the image `img` (already authorized for upload, with its
-/// formats set) with it: the one upload path of both API versions. The
-/// image must be queued (409 otherwise, also when another upload claims it
-/// first). On failure the image is queued again and nothing is kept.
+/// activates the image `img` (already authorized for upload) with it: the
+/// one upload path of both API versions. The image must be queued (409
+/// otherwise, also when another upload claims it first). On failure the
+/// image is queued again and nothing is kept.
+///
+/// v2 sets both formats first. The v1 API lets data come first (its
+/// seeds' `images.create(name=...)` then `image.update(data=...)`): an image
+/// without a container format takes `bare`, and one without a disk format
+/// the format its data shows (`raw` when it shows none Glance names), judged
+/// by the same safety checks as a declared one.
 pub(crate) fn store_data(
     ctx: &Ctx,
     req: &mut ApiRequest,
@@ -203,15 +210,16 @@ pub(crate) fn store_data(
     let id = &img.id;
     let store = target_store(ctx, req)?;
     let (max_bytes, too_large) = upload_limit(ctx, img)?;
+    let container = img.container_format.unwrap_or(ContainerFormat::Bare);
     let rules = ReceiveRules {
         disk_format: img.disk_format,
-        inspect: img.container_format == Some(ContainerFormat::Bare),
+        inspect: container == ContainerFormat::Bare,
         max_bytes,
         too_large: &too_large,
         expected_size: announced.size,
     };
     let (received, held) = receive_claimed(ctx, req, id, Status::Saving, store, &rules)?;
-    let facts = received.facts();
+    let mut facts = received.facts();
     let location = received.location;
     let discard = |why: &str| {
         if let Err(d) = store.delete(&location) {
@@ -220,13 +228,32 @@ pub(crate) fn store_data(
         }
         lease::expire(ctx.ports, &held);
     };
+    let refuse = |err: ApiError| {
+        restore_queued(ctx, id, Status::Saving);
+        discard("refused");
+        Err(err)
+    };
+    let disk = match (img.disk_format, &received.inspection) {
+        (Some(d), _) => d,
+        (None, inspection) => {
+            let shown = inspection
+                .as_ref()
+                .and_then(|i| DiskFormat::parse(i.format.as_str()))
+                .unwrap_or(DiskFormat::Raw);
+            if let Some(i) = inspection {
+                match inspect::verdict(shown.as_str(), i) {
+                    Ok(v) => facts.virtual_size = v,
+                    Err(e) => return refuse(e.into()),
+                }
+            }
+            shown
+        }
+    };
     if let Some(want) = announced
         .checksum
         .filter(|c| !c.eq_ignore_ascii_case(&facts.checksum))
     {
-        restore_queued(ctx, id, Status::Saving);
-        discard("refused");
-        return Err(ApiError::bad_request(format!(
+        return refuse(ApiError::bad_request(format!(
             "Supplied checksum ({want}) and checksum generated from uploaded image ({}) did \
              not match.",
             facts.checksum
@@ -236,6 +263,8 @@ pub(crate) fn store_data(
         if img.status != Status::Saving {
             return Err(ApiError::conflict("The image changed during the upload."));
         }
+        img.disk_format.get_or_insert(disk);
+        img.container_format.get_or_insert(container);
         img.activate(&facts, vec![location.clone()])
             .map_err(|t| ApiError::conflict(t.to_string()))?;
         Ok(true)

@@ -167,8 +167,8 @@ fn has_data(req: &mut ApiRequest) -> ApiResult<bool> {
     Ok(true)
 }
 
-/// The formats data may be stored under: v1's rule that an aki/ari/ami
-/// format names both, then that both are set before data (400).
+/// v1's rule that an aki/ari/ami format names both formats (400 when the
+/// two differ). Data may come without formats (see `files::store_data`).
 fn formats(
     disk: Option<DiskFormat>,
     container: Option<ContainerFormat>,
@@ -193,16 +193,6 @@ fn formats(
     Ok((disk, container))
 }
 
-fn require_formats(img: &Image) -> ApiResult<()> {
-    if img.disk_format.is_none() {
-        return Err(ApiError::bad_request("Disk format is not specified."));
-    }
-    if img.container_format.is_none() {
-        return Err(ApiError::bad_request("Container format is not specified."));
-    }
-    Ok(())
-}
-
 /// 403/400 for a custom property v2 would not take under that name or value.
 fn check_properties(meta: &V1Meta) -> ApiResult<()> {
     for (key, value) in &meta.properties {
@@ -213,8 +203,9 @@ fn check_properties(meta: &V1Meta) -> ApiResult<()> {
 }
 
 /// `POST /v1/images`: a new image from headers, with its data if the body
-/// has any (then `active`, else `queued`). A create whose data is refused
-/// leaves no image behind.
+/// has any (then `active`, else `queued`; formats not given are the data's,
+/// as `files::store_data` says). A create whose data is refused leaves no
+/// image behind.
 pub(crate) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<ApiResponse> {
     let meta = headers::parse(req)?;
     check_sources(ctx, &meta)?;
@@ -245,9 +236,6 @@ pub(crate) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
         None => Visibility::Shared,
     };
     img.properties = meta.properties.clone();
-    if data {
-        require_formats(&img)?;
-    }
     insert_new(ctx, &img).map_err(|e| {
         if e.status == StatusCode::CONFLICT {
             ApiError::conflict(format!(
@@ -355,7 +343,6 @@ pub(crate) fn update(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         Ok(true)
     })?;
     if data {
-        require_formats(&updated)?;
         updated = upload(ctx, req, &updated, &meta)?;
     }
     Ok(image_answer(StatusCode::OK, &updated))

@@ -146,15 +146,27 @@ fn create_with_data_is_all_or_nothing() {
         .call(images::handle, "POST", "/v1/images", &bad_sum, b"abc")
         .error(400);
     assert!(msg.starts_with("Supplied checksum (0000)"), "{msg}");
-    let after = h
-        .call(images::handle, "GET", "/v1/images", &[], b"")
-        .expect(200);
-    assert_eq!(before, after, "refused creates leave no image");
 
-    let msg = h
-        .call(images::handle, "POST", "/v1/images", &[OCTET], b"abc")
-        .error(400);
-    assert_eq!(msg, "Disk format is not specified.");
+    // Data without formats: bare, and the format the data shows.
+    let raw = create(&h, &[OCTET], b"abc");
+    assert_eq!(
+        (
+            raw["disk_format"].as_str(),
+            raw["container_format"].as_str()
+        ),
+        (Some("raw"), Some("bare"))
+    );
+    let mut qcow2 = vec![0u8; 1 << 16];
+    qcow2[..4].copy_from_slice(b"QFI\xfb");
+    qcow2[4..8].copy_from_slice(&3u32.to_be_bytes());
+    qcow2[24..32].copy_from_slice(&(1u64 << 30).to_be_bytes());
+    let shown = create(&h, &[OCTET], &qcow2);
+    assert_eq!(shown["disk_format"], "qcow2");
+    assert_eq!(shown["virtual_size"], 1u64 << 30);
+    // ... under the same safety checks as a declared one.
+    qcow2[8..16].copy_from_slice(&512u64.to_be_bytes());
+    h.call(images::handle, "POST", "/v1/images", &[OCTET], &qcow2)
+        .error(415);
     let msg = h
         .call(
             images::handle,
@@ -165,6 +177,16 @@ fn create_with_data_is_all_or_nothing() {
         )
         .error(400);
     assert_eq!(msg, "Content-Type must be application/octet-stream");
+
+    let after = h
+        .call(images::handle, "GET", "/v1/images", &[], b"")
+        .expect(200);
+    let count = |l: &Value| l["images"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        count(&after),
+        count(&before) + 2,
+        "refused creates leave no image"
+    );
 
     let id = uuid::Uuid::new_v4().to_string();
     create(&h, &[("x-image-meta-id", &id)], b"");
