@@ -189,19 +189,22 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
     glance_v1(&svc, &["member-create", &id, &p2, "--can-share"]).expect_ok();
     glance_v1(&svc, &["member-create", &id, &p3]).expect_ok();
     let members = |run: Run| -> Vec<(String, String)> {
-        table(run.expect_ok())
+        let mut rows: Vec<(String, String)> = table(run.expect_ok())
             .into_iter()
             .filter(|r| r.first().is_some_and(|c| c != "Image ID"))
             .map(|r| (r[1].clone(), r[2].clone()))
-            .collect()
+            .collect();
+        rows.sort();
+        rows
     };
     let listed = members(glance_v1(&svc, &["member-list", "--image-id", &id]));
+    let mut want = vec![
+        (p2.clone(), "True".to_string()),
+        (p3.clone(), String::new()),
+    ];
+    want.sort();
     assert_eq!(
-        listed,
-        [
-            (p2.clone(), "True".to_string()),
-            (p3.clone(), String::new())
-        ],
+        listed, want,
         "glanceclient prints can_share false as an empty cell"
     );
     let of_p2 = glance_v1(&svc, &["member-list", "--tenant-id", &p2]);
