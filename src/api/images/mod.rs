@@ -99,7 +99,10 @@ static ROUTES: &[Route<Handler>] = &[
     },
     Route {
         path: "/v1/images/detail",
-        methods: &[("GET", v1::images::detail)],
+        methods: &[
+            ("GET", v1::images::detail),
+            ("HEAD", v1::images::detail_head),
+        ],
     },
     Route {
         path: "/v1/images/{image_id}",

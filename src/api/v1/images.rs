@@ -44,6 +44,14 @@ pub(crate) fn detail(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
     ))
 }
 
+/// `HEAD /v1/images/detail`: 405, as Glance 15 answered it (its route took
+/// HEAD to refuse it, so other methods there are told `GET, HEAD`).
+pub(crate) fn detail_head(_: &Ctx, _: &mut ApiRequest, _: &Params) -> ApiResult<ApiResponse> {
+    let mut err = ApiError::method_not_allowed(&["GET"]);
+    err.message = "This operation is currently not permitted on Glance images details.".into();
+    Err(err)
+}
+
 /// One page of the images the caller may list, under v1's parameters and
 /// v2's rules (`get_images`, then `get_image` for each).
 fn listed(ctx: &Ctx, req: &ApiRequest) -> ApiResult<Vec<Image>> {

@@ -21,10 +21,10 @@ use crate::timestamp::Timestamp;
 /// Parses a v1 list query string for `caller`.
 ///
 /// `is_public` follows Glance for admins: absent, an admin lists what a user
-/// of its project would; `none` lists every project's images. Unlike Glance
-/// (which ignored it for everyone but admins, and read `true` from an admin
-/// as "list as a user"), `true` and `false` select public and non-public
-/// images for every caller.
+/// of its project would; `none` lists every project's images, `false` every
+/// project's non-public ones. Unlike Glance (which ignored it for everyone
+/// but admins, and read `true` from an admin as "list as a user"), `true`
+/// and `false` select public and non-public images for every caller.
 pub(crate) fn parse(query: &str, limits: &ImageLimits, caller: &Caller) -> ApiResult<ListQuery> {
     let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -115,9 +115,8 @@ pub(crate) fn parse(query: &str, limits: &ImageLimits, caller: &Caller) -> ApiRe
                     if b { "1" } else { "0" }.into(),
                 ));
             }
-            "is_public" => match value.trim().to_ascii_lowercase().as_str() {
-                "none" => q.admin_as_user = false,
-                _ => {
+            "is_public" => {
+                if !value.trim().eq_ignore_ascii_case("none") {
                     let b = super::headers::boolean(value).ok_or_else(|| bad(name, value))?;
                     q.visibility = Some(if b {
                         VisibilityFilter::Public
@@ -125,7 +124,8 @@ pub(crate) fn parse(query: &str, limits: &ImageLimits, caller: &Caller) -> ApiRe
                         VisibilityFilter::NotPublic
                     });
                 }
-            },
+                q.admin_as_user = false;
+            }
             "changes-since" => {
                 let since = Timestamp::parse(value)
                     .ok_or_else(|| ApiError::bad_request("Unrecognized changes-since value"))?;
@@ -191,6 +191,10 @@ mod tests {
             .contains(&Filter::Property("os_distro".into(), "debian".into())));
         assert!(q.filters.contains(&Filter::Range("size", CmpOp::Gte, 1)));
         assert_eq!(q.visibility, Some(VisibilityFilter::NotPublic));
+        assert!(
+            !q.admin_as_user,
+            "an admin's is_public=false spans projects"
+        );
         assert!(q.include_deleted);
         assert!(!query("is_public=None").unwrap().admin_as_user);
     }

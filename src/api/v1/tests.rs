@@ -524,6 +524,8 @@ fn routes_and_methods() {
     let h = Harness::new();
     let r = h.call(images::handle, "HEAD", "/v1/images/detail", &[], b"");
     assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
+    let r = h.call(images::handle, "DELETE", "/v1/images/detail", &[], b"");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
     let r = h.call(images::handle, "PATCH", "/v1/images", &[], b"");
     assert_eq!((r.status, r.header("allow")), (405, Some("GET, POST")));
     let r = h.call(images::handle, "POST", "/v1/images/x", &[], b"");
