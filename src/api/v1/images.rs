@@ -329,9 +329,11 @@ pub(crate) fn update(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         meta.disk_format.or(img.disk_format),
         meta.container_format.or(img.container_format),
     )?;
+    // An aki/ari/ami format named alone names the other one too.
+    let named = meta.disk_format.is_some() || meta.container_format.is_some();
     let changes = V1Meta {
-        disk_format: meta.disk_format.and(disk),
-        container_format: meta.container_format.and(container),
+        disk_format: disk.filter(|_| named),
+        container_format: container.filter(|_| named),
         ..meta.clone()
     };
     let mut updated = ctx.modify(id, None, |image| {

@@ -163,6 +163,32 @@ fn create_with_data_is_all_or_nothing() {
     let shown = create(&h, &[OCTET], &qcow2);
     assert_eq!(shown["disk_format"], "qcow2");
     assert_eq!(shown["virtual_size"], 1u64 << 30);
+    // Size 0 and no body: an image of no bytes, active at once (as Glance).
+    let empty = create(&h, &[("x-image-meta-size", "0")], b"");
+    assert_eq!(empty["status"], "active");
+    assert_eq!(empty["checksum"], md5_hex(b""));
+    let got = h.call(
+        images::handle,
+        "GET",
+        &format!("/v1/images/{}", id_of(&empty)),
+        &[],
+        b"",
+    );
+    assert_eq!((got.status, got.body.len()), (200, 0));
+    // An amazon format named alone names the other one.
+    let aki = create(&h, &[("x-image-meta-disk_format", "aki")], b"");
+    assert_eq!(aki["container_format"], "aki");
+    let ari = id_of(&create(&h, &[], b""));
+    let r = h
+        .call(
+            images::handle,
+            "PUT",
+            &format!("/v1/images/{ari}"),
+            &[("x-image-meta-container_format", "ari")],
+            b"",
+        )
+        .expect(200);
+    assert_eq!(r["image"]["disk_format"], "ari");
     // ... under the same safety checks as a declared one.
     qcow2[8..16].copy_from_slice(&512u64.to_be_bytes());
     h.call(images::handle, "POST", "/v1/images", &[OCTET], &qcow2)
@@ -184,7 +210,7 @@ fn create_with_data_is_all_or_nothing() {
     let count = |l: &Value| l["images"].as_array().map_or(0, Vec::len);
     assert_eq!(
         count(&after),
-        count(&before) + 2,
+        count(&before) + 5,
         "refused creates leave no image"
     );
 
