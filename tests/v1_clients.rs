@@ -78,7 +78,7 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
     // image-create --file: active, with md5 and size, the name as typed
     // (glanceclient percent-encodes it; Glance 15 stored "v1%20cli%20...").
     let created = glance_v1(
-        &svc,
+        svc,
         &[
             "image-create",
             "--name",
@@ -102,7 +102,7 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
     assert_eq!(prop(out, "Property 'v1tag'").as_deref(), Some(tag));
     for n in ["c", "a"] {
         glance_v1(
-            &svc,
+            svc,
             &["image-create", "--name", &name(n), "--property", &filter],
         )
         .expect_ok();
@@ -111,7 +111,7 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
     // image-list: sort both ways, the property filter, small pages.
     let by = |dir: &str, page: &str| {
         glance_v1(
-            &svc,
+            svc,
             &[
                 "image-list",
                 "--sort-key",
@@ -134,7 +134,7 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
         [name("c"), name("b"), name("a")]
     );
     let raw_only = glance_v1(
-        &svc,
+        svc,
         &[
             "image-list",
             "--property-filter",
@@ -146,7 +146,7 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
     assert_eq!(listed_names(&raw_only), [name("b")]);
 
     // image-show.
-    let shown = glance_v1(&svc, &["image-show", &id]);
+    let shown = glance_v1(svc, &["image-show", &id]);
     let shown = shown.expect_ok();
     assert_eq!(prop(shown, "name"), Some(name("b")));
     assert_eq!(prop(shown, "is_public").as_deref(), Some("False"));
@@ -154,7 +154,7 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
 
     // image-update --property (merged with what is there).
     let updated = glance_v1(
-        &svc,
+        svc,
         &[
             "image-update",
             &id,
@@ -175,7 +175,7 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
     // image-download --file.
     let target = work.join("copy.img");
     glance_v1(
-        &svc,
+        svc,
         &["image-download", &id, "--file", &target.to_string_lossy()],
     )
     .expect_ok();
@@ -186,8 +186,8 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
 
     // member-create / member-list / member-delete.
     let (p2, p3) = (new_project(), new_project());
-    glance_v1(&svc, &["member-create", &id, &p2, "--can-share"]).expect_ok();
-    glance_v1(&svc, &["member-create", &id, &p3]).expect_ok();
+    glance_v1(svc, &["member-create", &id, &p2, "--can-share"]).expect_ok();
+    glance_v1(svc, &["member-create", &id, &p3]).expect_ok();
     let members = |run: Run| -> Vec<(String, String)> {
         let mut rows: Vec<(String, String)> = table(run.expect_ok())
             .into_iter()
@@ -197,7 +197,7 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
         rows.sort();
         rows
     };
-    let listed = members(glance_v1(&svc, &["member-list", "--image-id", &id]));
+    let listed = members(glance_v1(svc, &["member-list", "--image-id", &id]));
     let mut want = vec![
         (p2.clone(), "True".to_string()),
         (p3.clone(), String::new()),
@@ -207,11 +207,11 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
         listed, want,
         "glanceclient prints can_share false as an empty cell"
     );
-    let of_p2 = glance_v1(&svc, &["member-list", "--tenant-id", &p2]);
+    let of_p2 = glance_v1(svc, &["member-list", "--tenant-id", &p2]);
     let of_p2 = table(of_p2.expect_ok());
     assert!(of_p2.iter().any(|r| r.first() == Some(&id)), "{of_p2:?}");
-    glance_v1(&svc, &["member-delete", &id, &p2]).expect_ok();
-    let listed = members(glance_v1(&svc, &["member-list", "--image-id", &id]));
+    glance_v1(svc, &["member-delete", &id, &p2]).expect_ok();
+    let listed = members(glance_v1(svc, &["member-list", "--image-id", &id]));
     assert_eq!(listed, [(p3.clone(), String::new())]);
     // The image is shared with p3, as v2 sees it.
     let v2 = svc
@@ -222,9 +222,9 @@ fn the_v1_cli_creates_lists_updates_shares_downloads_and_deletes() {
 
     // image-delete, then it is gone.
     for n in ["a", "b", "c"] {
-        glance_v1(&svc, &["image-delete", &name(n)]).expect_ok();
+        glance_v1(svc, &["image-delete", &name(n)]).expect_ok();
     }
-    let gone = glance_v1(&svc, &["image-show", &id]);
+    let gone = glance_v1(svc, &["image-show", &id]);
     assert!(!gone.ok, "image-show after delete: {}", gone.stdout);
     assert!(
         gone.stdout.contains("No image with a name or ID"),
