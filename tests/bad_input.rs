@@ -260,3 +260,396 @@ fn tag_too_long_and_quotas() {
     c.post_json("/v2/images", &serde_json::Value::Object(props))
         .expect_error(413);
 }
+
+/// One bad request and the 4xx it must get.
+struct Case {
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Vec<u8>>,
+    status: u16,
+}
+
+fn case(method: &'static str, path: impl Into<String>, status: u16) -> Case {
+    Case {
+        method,
+        path: path.into(),
+        headers: Vec::new(),
+        body: None,
+        status,
+    }
+}
+
+impl Case {
+    fn json(mut self, doc: serde_json::Value) -> Case {
+        self.headers
+            .push(("Content-Type", "application/json".into()));
+        self.body = Some(doc.to_string().into_bytes());
+        self
+    }
+
+    fn raw(mut self, content_type: &'static str, body: &[u8]) -> Case {
+        self.headers.push(("Content-Type", content_type.into()));
+        self.body = Some(body.to_vec());
+        self
+    }
+
+    fn header(mut self, name: &'static str, value: &str) -> Case {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Every route, every way of getting it wrong: each answer is the expected
+/// 4xx with a Glance-shaped JSON error, and none is a 5xx.
+#[test]
+fn every_route_answers_bad_input_with_a_json_4xx() {
+    let project = new_project();
+    let c = shared().project(&project, "member");
+    let id = image(&c);
+    let active = c
+        .create_image(&json!({"name": "a", "disk_format": "raw", "container_format": "bare"}))
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let put = c.send(
+        "PUT",
+        &format!("/v2/images/{active}/file"),
+        &[("Content-Type", "application/octet-stream")],
+        Payload::Bytes(b"0123456789"),
+    );
+    assert_eq!(put.status, 204);
+    let missing = uuid_like();
+    let mut cases: Vec<Case> = Vec::new();
+    // Methods a route does not take: 405 (with Allow) on every route.
+    let routes: &[(&str, &[&str])] = &[
+        ("/v2/images", &["GET", "POST"]),
+        ("/v2/images/{id}", &["GET", "PATCH", "DELETE"]),
+        ("/v2/images/{id}/file", &["GET", "PUT"]),
+        ("/v2/images/{id}/stage", &["PUT"]),
+        ("/v2/images/{id}/import", &["POST"]),
+        ("/v2/images/{id}/tasks", &["GET"]),
+        ("/v2/images/{id}/tags/t", &["PUT", "DELETE"]),
+        ("/v2/images/{id}/actions/deactivate", &["POST"]),
+        ("/v2/images/{id}/actions/reactivate", &["POST"]),
+        ("/v2/images/{id}/members", &["GET", "POST"]),
+        ("/v2/images/{id}/members/m", &["GET", "PUT", "DELETE"]),
+        ("/v2/info/import", &["GET"]),
+        ("/v2/schemas/image", &["GET"]),
+        ("/v2/schemas/metadefs/namespace", &["GET"]),
+        ("/openapi.yaml", &["GET"]),
+    ];
+    for (route, allowed) in routes {
+        let path = route.replace("{id}", &id);
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            if !allowed.contains(&method) {
+                cases.push(case(method, path.clone(), 405));
+            }
+        }
+    }
+    // Unknown and malformed image ids: 404 on every image route.
+    for bad in [missing.as_str(), "not-a-uuid", "%00", "x%2Fy"] {
+        for (method, suffix) in [
+            ("GET", ""),
+            ("DELETE", ""),
+            ("GET", "/file"),
+            ("GET", "/tasks"),
+            ("PUT", "/tags/t"),
+            ("DELETE", "/tags/t"),
+            ("POST", "/actions/deactivate"),
+            ("POST", "/actions/reactivate"),
+            ("GET", "/members"),
+            ("GET", "/members/m"),
+            ("DELETE", "/members/m"),
+        ] {
+            cases.push(case(method, format!("/v2/images/{bad}{suffix}"), 404));
+        }
+        cases.push(
+            case("PATCH", format!("/v2/images/{bad}"), 404)
+                .raw("application/openstack-images-v2.1-json-patch", b"[]"),
+        );
+        cases.push(
+            case("PUT", format!("/v2/images/{bad}/file"), 404)
+                .raw("application/octet-stream", b"x"),
+        );
+        cases.push(
+            case("POST", format!("/v2/images/{bad}/import"), 404)
+                .json(json!({"method": {"name": "glance-direct"}})),
+        );
+        cases.push(
+            case("POST", format!("/v2/images/{bad}/members"), 404).json(json!({"member": "p"})),
+        );
+    }
+    // Paths that route nowhere.
+    for path in [
+        "/v2/nothing",
+        "/v2/images/x/y/z",
+        "/v2/images/x/actions/explode",
+        "/v2/info/nothing",
+        "/v2/schemas/nope",
+        "/v2/schemas/metadefs/nope",
+    ] {
+        cases.push(case("GET", path, 404));
+    }
+    // Bodies: malformed, misshapen, too big, where none belongs.
+    let big = vec![b' '; (1 << 20) + 10];
+    for (method, path) in [
+        ("POST", "/v2/images".to_string()),
+        ("POST", format!("/v2/images/{id}/import")),
+        ("POST", format!("/v2/images/{id}/members")),
+    ] {
+        cases.push(case(method, path.clone(), 400).raw("application/json", b"{"));
+        cases.push(case(method, path.clone(), 400).raw("application/json", b""));
+        cases.push(case(method, path.clone(), 400).json(json!([1])));
+        cases.push(case(method, path.clone(), 400).json(json!("s")));
+        cases.push(case(method, path.clone(), 413).raw("application/json", &big));
+    }
+    for path in [
+        format!("/v2/images/{id}"),
+        format!("/v2/images/{id}/tasks"),
+        format!("/v2/images/{id}/members"),
+        "/v2/info/import".to_string(),
+        "/v2/schemas/image".to_string(),
+    ] {
+        cases.push(case("GET", path, 400).raw("application/json", b"{}"));
+    }
+    for path in [
+        format!("/v2/images/{id}/tags/x"),
+        format!("/v2/images/{id}/actions/deactivate"),
+    ] {
+        let method = if path.contains("tags") { "PUT" } else { "POST" };
+        cases.push(case(method, path, 400).raw("text/plain", b"body"));
+    }
+    // PATCH: media types, operations, paths.
+    let patch = format!("/v2/images/{id}");
+    for ct in [
+        "application/json",
+        "text/plain",
+        "application/openstack-images-v9-json-patch",
+    ] {
+        cases.push(case("PATCH", patch.clone(), 415).raw(ct, b"[]"));
+    }
+    let pt = "application/openstack-images-v2.1-json-patch";
+    for (ops, status) in [
+        (json!({"op": "add"}), 400),
+        (
+            json!([{"op": "explode", "path": "/name", "value": "x"}]),
+            400,
+        ),
+        (json!([{"op": "add", "path": "name", "value": "x"}]), 400),
+        (json!([{"op": "add", "path": "/name"}]), 400),
+        (
+            json!([{"op": "replace", "path": "/status", "value": "active"}]),
+            403,
+        ),
+        (
+            json!([{"op": "replace", "path": "/id", "value": missing}]),
+            403,
+        ),
+        (
+            json!([{"op": "replace", "path": "/disk_format", "value": "floppy"}]),
+            400,
+        ),
+        (
+            json!([{"op": "replace", "path": "/visibility", "value": "everyone"}]),
+            400,
+        ),
+        (
+            json!([{"op": "replace", "path": "/min_ram", "value": -5}]),
+            400,
+        ),
+        (json!([{"op": "remove", "path": "/name"}]), 403),
+        (json!([{"op": "remove", "path": "/not-there"}]), 409),
+        (
+            json!([{"op": "add", "path": "/os_glance_x", "value": "v"}]),
+            403,
+        ),
+        (
+            json!([{"op": "add", "path": "/locations/-", "value": {}}]),
+            403,
+        ),
+        (json!([{"op": "add", "path": "/a/b", "value": "v"}]), 400),
+        (
+            json!([{"op": "replace", "path": "/protected", "value": "yes"}]),
+            400,
+        ),
+    ] {
+        cases.push(case("PATCH", patch.clone(), status).raw(pt, ops.to_string().as_bytes()));
+    }
+    // List parameters.
+    let many_tags: Vec<String> = (0..150).map(|i| format!("tag=t{i}")).collect();
+    for q in [
+        "limit=-1".to_string(),
+        "limit=x".into(),
+        "sort_dir=sideways".into(),
+        "sort_key=nope".into(),
+        "sort=name:up".into(),
+        "sort=nope:asc".into(),
+        "sort_key=name&sort=name:asc".into(),
+        format!("marker={missing}"),
+        "marker=not-a-uuid".into(),
+        "member_status=maybe".into(),
+        "visibility=everyone".into(),
+        "os_hidden=maybe".into(),
+        "protected=maybe".into(),
+        "size_min=big".into(),
+        "size_max=huge".into(),
+        "created_at=gt:yesterday".into(),
+        "updated_at=sometime:2020-01-01T00:00:00Z".into(),
+        "name=in:%22open".into(),
+        "changes-since=2020-01-01".into(),
+        many_tags.join("&"),
+    ] {
+        cases.push(case("GET", format!("/v2/images?{q}"), 400));
+    }
+    // Data: content types, sizes, ranges, states.
+    let file = format!("/v2/images/{id}/file");
+    cases.push(case("PUT", file.clone(), 415).raw("application/json", b"x"));
+    cases.push(case("PUT", file.clone(), 415).raw("text/plain", b"x"));
+    cases.push(
+        case("PUT", file.clone(), 400)
+            .raw("application/octet-stream", b"x")
+            .header("x-openstack-image-size", "many"),
+    );
+    cases.push(case("PUT", file.clone(), 400).raw("application/octet-stream", b"x"));
+    cases.push(case("PUT", format!("/v2/images/{id}/stage"), 415).raw("text/plain", b"x"));
+    let data = format!("/v2/images/{active}/file");
+    for (range, status) in [
+        ("bytes=-0", 416),
+        ("bytes=5-2", 416),
+        ("bytes=100-", 416),
+        ("items=0-1", 416),
+        ("bytes=abc", 416),
+        ("bytes=0-1,3-4", 400),
+    ] {
+        cases.push(case("GET", data.clone(), status).header("Range", range));
+    }
+    cases.push(case("PUT", data.clone(), 409).raw("application/octet-stream", b"again"));
+    // Import requests.
+    let import = format!("/v2/images/{id}/import");
+    for (doc, status) in [
+        (json!({}), 400),
+        (json!({"method": "web-download"}), 400),
+        (json!({"method": {}}), 400),
+        (json!({"method": {"name": "teleport"}}), 400),
+        (json!({"method": {"name": "web-download"}}), 400),
+        (
+            json!({"method": {"name": "web-download", "uri": "ftp://x/y"}}),
+            400,
+        ),
+        (
+            json!({"method": {"name": "web-download", "uri": "http://127.0.0.1/x"}}),
+            400,
+        ),
+        (
+            json!({"method": {"name": "glance-direct"}, "stores": "kv"}),
+            400,
+        ),
+        (
+            json!({"method": {"name": "glance-direct"}, "stores": [1]}),
+            400,
+        ),
+        (
+            json!({"method": {"name": "glance-direct"}, "all_stores": "yes"}),
+            400,
+        ),
+        (
+            json!({"method": {"name": "glance-direct"}, "all_stores_must_succeed": false}),
+            400,
+        ),
+        (json!({"method": {"name": "glance-direct"}}), 409),
+        (json!({"method": {"name": "copy-image"}}), 409),
+    ] {
+        cases.push(case("POST", import.clone(), status).json(doc));
+    }
+    // Tags.
+    cases.push(case(
+        "PUT",
+        format!("/v2/images/{id}/tags/{}", "t".repeat(256)),
+        400,
+    ));
+    cases.push(case(
+        "DELETE",
+        format!("/v2/images/{id}/tags/not-there"),
+        404,
+    ));
+    // Actions on the wrong status.
+    cases.push(case(
+        "POST",
+        format!("/v2/images/{id}/actions/deactivate"),
+        403,
+    ));
+    cases.push(case(
+        "POST",
+        format!("/v2/images/{id}/actions/reactivate"),
+        403,
+    ));
+    // Members of an image that is not shared, and bad member documents.
+    let private = c.create_image(&json!({"name": "p", "visibility": "private"}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cases.push(
+        case("POST", format!("/v2/images/{private}/members"), 403).json(json!({"member": "p2"})),
+    );
+    cases.push(case("GET", format!("/v2/images/{private}/members"), 403));
+    let members = format!("/v2/images/{id}/members");
+    for doc in [
+        json!({}),
+        json!({"member": ""}),
+        json!({"member": 5}),
+        json!({"member": "x".repeat(256)}),
+    ] {
+        cases.push(case("POST", members.clone(), 400).json(doc));
+    }
+    cases.push(case("GET", format!("{members}/nobody"), 404));
+    cases.push(case("DELETE", format!("{members}/nobody"), 404));
+    for doc in [json!({}), json!({"status": "maybe"}), json!({"status": 3})] {
+        cases.push(case("PUT", format!("{members}/nobody"), 400).json(doc));
+    }
+    cases.push(case("PUT", format!("{members}/nobody"), 404).json(json!({"status": "accepted"})));
+    // Stores API in single-store mode.
+    cases.push(case("GET", "/v2/info/stores", 404));
+    cases.push(case("GET", "/v2/info/stores/detail", 404));
+    cases.push(case("DELETE", format!("/v2/stores/kv/{active}"), 404));
+
+    let mut failures = Vec::new();
+    let mut server_errors = 0;
+    for case in &cases {
+        let headers: Vec<(&str, &str)> =
+            case.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let body = case.body.as_deref().map_or(Payload::None, Payload::Bytes);
+        let r = c.send(case.method, &case.path, &headers, body);
+        if r.status >= 500 {
+            server_errors += 1;
+        }
+        let json_error = r.header("content-type") == Some("application/json")
+            && serde_json::from_slice::<serde_json::Value>(&r.body)
+                .is_ok_and(|j| j["error"]["code"] == r.status && j["error"]["title"].is_string());
+        if r.status != case.status || !json_error {
+            failures.push(format!(
+                "{} {} -> {} (expected {}): {}",
+                case.method,
+                case.path.chars().take(120).collect::<String>(),
+                r.status,
+                case.status,
+                r.text().chars().take(200).collect::<String>()
+            ));
+        }
+    }
+    // A blank roles header means no roles: the owner's own image is not
+    // readable without `reader`.
+    let rolesless = shared().project(&project, " ");
+    rolesless
+        .get(&format!("/v2/images/{active}"))
+        .expect_error(404);
+    let total = cases.len() + 1;
+    test_support::report(&format!(
+        "bad input over every route: {total} cases, {} as expected with a JSON error, \
+         {server_errors} server errors",
+        total - failures.len()
+    ));
+    assert!(total >= 200, "only {total} cases");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

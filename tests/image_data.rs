@@ -1,8 +1,6 @@
 //! End-to-end: image data through glance-host into the `kv` store and back.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -42,32 +40,13 @@ fn one_gib_round_trip_with_flat_memory() {
     let id = raw_image(&c);
     let total: u64 = 1 << 30;
     let baseline = svc.rss();
-    let peak = Arc::new(AtomicU64::new(baseline));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done, pid) = (peak.clone(), done.clone(), svc.pid());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                    if let Some(kb) = s
-                        .lines()
-                        .find_map(|l| l.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                    {
-                        peak.fetch_max(kb * 1024, Ordering::Relaxed);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
     let mut local = Hashes::default();
-    let pieces = noise(42, total, 1 << 20).inspect(|p| local.update(p));
-    let resp = c.put_stream(&format!("/v2/images/{id}/file"), &[OCTET], pieces);
-    done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
+    let (resp, peak) = svc.peak_rss_during(|| {
+        let pieces = noise(42, total, 1 << 20).inspect(|p| local.update(p));
+        c.put_stream(&format!("/v2/images/{id}/file"), &[OCTET], pieces)
+    });
     assert_eq!(resp.status, 204, "{}", resp.text());
-    let growth = peak.load(Ordering::Relaxed).saturating_sub(baseline);
+    let growth = peak.saturating_sub(baseline);
     println!(
         "host RSS baseline {} MiB, growth during 1 GiB upload {} MiB",
         baseline >> 20,
@@ -502,16 +481,17 @@ fn glance_direct_import() {
 #[test]
 fn store_failure_midway_leaves_nothing_and_retry_works() {
     // The host's deliberate fault (see host/src/state/key_value.rs): the
-    // fourth key-value write fails, as a full or broken backend would. Only
+    // second key-value write fails, as a full or broken backend would. Chunks
+    // go eight to a write, so the first eight are stored before it. Only
     // glance-host can inject it, so this test runs there on either switch.
     let svc = Service::builder()
-        .env("GLANCE_HOST_KV_FAIL_SETS_AFTER", "3")
+        .env("GLANCE_HOST_KV_FAIL_SETS_AFTER", "1")
         .runtime(Runtime::GlanceHost)
         .start();
     let c = svc.client();
     let id = raw_image(&c);
     let path = format!("/v2/images/{id}/file");
-    let data = noise_vec(13, 6_500_000);
+    let data = noise_vec(13, 20_000_000);
     let resp = c.send("PUT", &path, &[OCTET], Payload::Chunked(&data, 1 << 20));
     let msg = resp.expect_error(503);
     // The client learns the store failed, not how; the log says how.
@@ -530,5 +510,5 @@ fn store_failure_midway_leaves_nothing_and_retry_works() {
         204
     );
     assert_eq!(c.get(&path).body, data);
-    assert_eq!(svc.stored_chunks(&id), 7);
+    assert_eq!(svc.stored_chunks(&id), 20);
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use test_support::http::Payload;
-use test_support::{new_project, shared, Client};
+use test_support::{new_project, shared, Client, Service};
 
 const OCTET: (&str, &str) = ("Content-Type", "application/octet-stream");
 
@@ -108,11 +108,17 @@ fn glance_direct_import_is_a_task_with_the_request_id() {
 
 #[test]
 fn a_client_request_id_is_kept_and_failures_are_recorded() {
-    let svc = shared();
+    // web-download from a host download_hosts allows but where nothing
+    // listens: the import is accepted, and fails at once.
+    let closed = test_support::free_port();
+    let svc = Service::builder()
+        .env(
+            "SPIN_VARIABLE_DOWNLOAD_HOSTS",
+            &format!("http://127.0.0.1:{closed}"),
+        )
+        .start();
     let c = svc.project(&new_project(), "member");
     let id = raw_image(&c, "private");
-    // web-download from a host the default download_hosts allows but that
-    // does not exist: the import is accepted, and fails.
     let resp = c.send(
         "POST",
         &format!("/v2/images/{id}/import"),
@@ -121,7 +127,7 @@ fn a_client_request_id_is_kept_and_failures_are_recorded() {
             ("X-Openstack-Request-Id", "req-tempest-given"),
         ],
         Payload::Bytes(
-            json!({"method": {"name": "web-download", "uri": "https://glance-test.invalid/x.img"}})
+            json!({"method": {"name": "web-download", "uri": format!("http://127.0.0.1:{closed}/x.img")}})
                 .to_string()
                 .as_bytes(),
         ),

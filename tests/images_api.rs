@@ -45,6 +45,30 @@ fn version_discovery() {
     c.get("/v2/nothing-here").expect_error(404);
 }
 
+/// The runtime (Spin, or glance-host as Spin does) keeps a client's `spin-*` header
+/// and appends its own after it; the service reads the last one, so a forged
+/// client address or URL changes nothing. (A forged non-loopback address from a
+/// loopback client would be refused by the noauth check if it were believed.)
+#[test]
+fn forged_spin_headers_are_not_believed() {
+    let svc = shared();
+    for forged in ["127.0.0.1:1", "192.0.2.7:1", "[2001:db8::1]:1", "junk"] {
+        let c = svc.client().with_header("spin-client-addr", forged);
+        let r = c.get("/v2/images?limit=1");
+        assert_eq!(r.status, 200, "spin-client-addr: {forged}: {}", r.text());
+        let created = c.create_image(&json!({"name": "forged-addr"}));
+        assert_eq!(created["owner"].as_str().map(str::is_empty), Some(false));
+    }
+    let c = svc
+        .client()
+        .with_header("spin-full-url", "http://evil.example/x");
+    let v = c.get("/versions").expect_json(200);
+    assert_eq!(
+        v["versions"][0]["links"][0]["href"],
+        format!("{}/v2/", svc.base)
+    );
+}
+
 #[test]
 fn create_show_defaults_and_links() {
     let svc = shared();

@@ -268,7 +268,9 @@ fn tokens_are_cached_and_revocation_applies_within_the_ttl() {
     // Keystone through the counting proxy.
     let svc = Service::builder()
         .keystone_url(&proxy.url)
-        .env("SPIN_VARIABLE_TOKEN_CACHE_TTL", "2")
+        // Long enough for the 51 requests below on a loaded machine (Spin's
+        // requests are slower than glance-host's).
+        .env("SPIN_VARIABLE_TOKEN_CACHE_TTL", "6")
         .start();
     let token = ks.token("alpha-member", "secret", "alpha");
     let c = with_token(&svc, Some(&token));
@@ -285,9 +287,9 @@ fn tokens_are_cached_and_revocation_applies_within_the_ttl() {
         "a hot token must not cost a Keystone round trip"
     );
 
-    // Revoked: still trusted until the cache entry ages out (TTL 2 s), then 401.
+    // Revoked: still trusted until the cache entry ages out (TTL 6 s), then 401.
     ks.revoke(&token);
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::thread::sleep(std::time::Duration::from_millis(6500));
     let r = c.get("/v2/images");
     r.expect_error(401);
     assert!(proxy.requests() > after_first);

@@ -302,13 +302,17 @@ fn measure(args: &Args, op: Op, conc: usize) -> Result<Result_, String> {
         let mut conn = connect(args)?;
         let (op, stop, counter, errors) =
             (op.clone(), stop.clone(), counter.clone(), errors.clone());
+        let label = args.label.clone();
         handles.push(std::thread::spawn(move || {
             let mut lat = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let t = Instant::now();
-                if op(&mut conn, n).is_err() {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = op(&mut conn, n) {
+                    // The first error of a row says what went wrong; the count says how often.
+                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("[{label}] conc {conc}: {e}");
+                    }
                 }
                 lat.push(t.elapsed());
             }

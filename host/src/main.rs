@@ -17,6 +17,7 @@ mod builder;
 mod malloc;
 mod manifest;
 mod outbound;
+mod redis;
 mod router;
 mod runtime;
 mod runtime_config;
@@ -31,14 +32,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
 
 use crate::manifest::App;
 use crate::outbound::AllowedHosts;
 use crate::router::Router;
 use crate::runtime::{AppState, ComponentSpec, PreparedComponent};
 use crate::runtime_config::RuntimeConfig;
-use crate::server::Server;
+use crate::server::{ConnSettings, ConnTimeouts, Server};
 use crate::state::key_value::KeyValueApp;
 use crate::state::sqlite::SqliteApp;
 use crate::variables::{AppVariables, ComponentVariables, EnvProvider};
@@ -59,11 +60,17 @@ OPTIONS (up):
         --build                        Run the build commands first
         --cache-dir <DIR>              Compiled-component cache [default: ~/.cache/glance-host]
         --disable-cache                Compile without the cache
+        --http1-max-buf-size <BYTES>   HTTP/1 buffer limit, at least 8192 (also
+                                       $SPIN_HTTP1_MAX_BUF_SIZE, as Spin) [default: hyper's]
     -h, --help                         Print this help
 
 ENVIRONMENT:
     SPIN_VARIABLE_<NAME>   Value of application variable <name>
     GLANCE_HOST_LOG        If set, log each request on stderr
+    GLANCE_HOST_HEADER_TIMEOUT_MS  A request head must arrive within this (default
+                           30000; 0 = none): also the wait for the next request
+    GLANCE_HOST_IDLE_TIMEOUT_MS    Close connections with nothing in flight after this
+                           (default 60000; 0 = never)
 ";
 
 /// Options of `glance-host up`.
@@ -76,6 +83,7 @@ struct UpOptions {
     build: bool,
     cache_dir: Option<PathBuf>,
     disable_cache: bool,
+    http1_max_buf_size: Option<String>,
 }
 
 enum Command {
@@ -111,6 +119,7 @@ fn parse_args(args: &[String]) -> Result<Command> {
             "--runtime-config-file" => opts.runtime_config_file = Some(take(&mut it)?.into()),
             "--cache-dir" => opts.cache_dir = Some(take(&mut it)?.into()),
             "--disable-cache" => opts.disable_cache = true,
+            "--http1-max-buf-size" => opts.http1_max_buf_size = Some(take(&mut it)?),
             "--build" => opts.build = true,
             "-h" | "--help" => return Ok(Command::Help),
             other => bail!("unknown option `{other}`\n\n{USAGE}"),
@@ -131,6 +140,24 @@ fn parse_args(args: &[String]) -> Result<Command> {
         "-h" | "--help" | "help" => Ok(Command::Help),
         other => bail!("unknown command `{other}`\n\n{USAGE}"),
     }
+}
+
+/// `--http1-max-buf-size`, else `$SPIN_HTTP1_MAX_BUF_SIZE` (Spin's flag and variable).
+/// hyper's minimum is 8192 (Spin takes a smaller value and its connections then fail).
+fn http1_max_buf_size(flag: Option<&str>) -> Result<Option<usize>> {
+    let from_env = std::env::var("SPIN_HTTP1_MAX_BUF_SIZE").ok();
+    let Some(v) = flag.map(str::to_string).or(from_env) else {
+        return Ok(None);
+    };
+    let n: usize = v
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid HTTP/1 buffer size {v:?}"))?;
+    ensure!(
+        n >= 8192,
+        "the HTTP/1 buffer size must be at least 8192 bytes (got {n})"
+    );
+    Ok(Some(n))
 }
 
 /// `--from` may name the manifest or the directory holding `spin.toml`.
@@ -299,6 +326,10 @@ fn up(opts: UpOptions) -> Result<()> {
                 .map(|t| (t.route.as_str(), component_index[t.component.as_str()])),
         )?;
         let log_requests = std::env::var_os("GLANCE_HOST_LOG").is_some();
+        let conn = ConnSettings {
+            http1_max_buf_size: http1_max_buf_size(opts.http1_max_buf_size.as_deref())?,
+            timeouts: ConnTimeouts::from_env()?,
+        };
         let server = Arc::new(Server {
             router,
             components,
@@ -311,6 +342,7 @@ fn up(opts: UpOptions) -> Result<()> {
             app_name: app.name.clone(),
             app_version: app.version.clone(),
             log_requests,
+            conn,
         });
 
         let base_url = format!("http://{local}");

@@ -293,6 +293,25 @@ impl AllowedHosts {
             .any(|h| h.allows(parsed.scheme(), host, parsed.port()))
     }
 
+    /// Spin's `check_url(url, scheme)` for non-HTTP outbound connections (Redis): `url`
+    /// is parsed as is, or with `scheme://` put before it when it has no host; its user
+    /// info is ignored. An unparsable URL is not allowed.
+    pub fn allows_outbound_url(&self, url: &str, scheme: &str) -> bool {
+        let parsed = match url::Url::parse(url) {
+            Ok(u) if u.has_host() => Some(u),
+            _ => url::Url::parse(&format!("{scheme}://{url}")).ok(),
+        };
+        let Some(parsed) = parsed else {
+            return false;
+        };
+        let Some(host) = parsed.host_str() else {
+            return false;
+        };
+        self.hosts
+            .iter()
+            .any(|h| h.allows(parsed.scheme(), host, parsed.port()))
+    }
+
     /// Whether a request to the app itself is allowed.
     pub fn allows_self(&self) -> bool {
         self.hosts

@@ -27,6 +27,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings;
 use crate::outbound::{AllowedHosts, OutboundHooks};
+use crate::redis::RedisInstance;
 use crate::state::key_value::{KeyValueApp, KeyValueInstance};
 use crate::state::sqlite::{SqliteApp, SqliteInstance};
 use crate::variables::{ComponentVariables, VariablesInstance};
@@ -41,6 +42,7 @@ pub struct InstanceState {
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     kv: KeyValueInstance,
+    redis: RedisInstance,
     sqlite: SqliteInstance,
     variables: VariablesInstance,
     limits: StoreLimits,
@@ -195,6 +197,13 @@ pub fn linker(engine: &Engine) -> Result<Linker<InstanceState>> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::key_value::add_to_linker::<_, HasSelf<KeyValueInstance>>(&mut linker, |s| &mut s.kv)?;
+    bindings::wasi_kv_store::add_to_linker::<_, HasSelf<KeyValueInstance>>(&mut linker, |s| {
+        &mut s.kv
+    })?;
+    bindings::wasi_kv_batch::add_to_linker::<_, HasSelf<KeyValueInstance>>(&mut linker, |s| {
+        &mut s.kv
+    })?;
+    bindings::redis::add_to_linker::<_, HasSelf<RedisInstance>>(&mut linker, |s| &mut s.redis)?;
     bindings::sqlite::add_to_linker::<_, HasSelf<SqliteInstance>>(&mut linker, |s| &mut s.sqlite)?;
     bindings::variables::add_to_linker::<_, HasSelf<VariablesInstance>>(&mut linker, |s| {
         &mut s.variables
@@ -251,7 +260,7 @@ impl PreparedComponent {
         let id = spec.id;
         let instance_pre = linker.instantiate_pre(spec.component).map_err(|e| {
             anyhow!(
-                "component `{id}` needs something glance-host does not provide: {e:#}\n(glance-host provides WASI 0.2 (cli, clocks, random, io, filesystem without preopens, sockets), wasi:http/types and outgoing-handler, and fermyon:spin/key-value, sqlite and variables @2.0.0)"
+                "component `{id}` needs something glance-host does not provide: {e:#}\n(glance-host provides WASI 0.2 (cli, clocks, random, io, filesystem without preopens, sockets), wasi:http/types and outgoing-handler, fermyon:spin/key-value, sqlite, variables and redis @2.0.0, and wasi:keyvalue/store and batch @0.2.0-draft2)"
             )
         })?;
         let pre = ProxyPre::new(instance_pre).map_err(|e| {
@@ -288,6 +297,7 @@ impl PreparedComponent {
                 app.self_authority.clone(),
             ),
             kv: KeyValueInstance::new(self.kv_allowed.clone(), app.key_value.clone()),
+            redis: RedisInstance::new(self.allowed_hosts.clone()),
             sqlite: SqliteInstance::new(self.sqlite_allowed.clone(), app.sqlite.clone()),
             variables: VariablesInstance(self.variables.clone()),
             limits: limits.build(),

@@ -2,29 +2,45 @@
 //! per request and streams bodies both ways.
 //!
 //! Mirrors spinframework/spin crates/trigger-http/src/server.rs, headers.rs and wasi.rs:
+//! - each connection is served by hyper-util's `auto::Builder` (HTTP/1.1 with keep-alive,
+//!   and HTTP/2 with prior knowledge on the same port), with hyper's defaults except
+//!   `http1_max_buf_size` (`--http1-max-buf-size` / `SPIN_HTTP1_MAX_BUF_SIZE`, as Spin);
+//!   no `TCP_NODELAY`;
 //! - `/.well-known/spin/health` answers `OK` and `/.well-known/spin/info` the app's name
 //!   and version; other `/.well-known/spin/...` paths and unrouted paths are 404 with an
 //!   empty body;
-//! - the request the component sees has an absolute URI (`http://<Host header><path>`),
-//!   no `Connection` header, and the `spin-*` headers: `spin-full-url`, `spin-path-info`,
-//!   `spin-matched-route`, `spin-base-path` (`/`), `spin-raw-component-route`,
-//!   `spin-component-route`, `spin-client-addr` and `spin-path-match-<param>` for each
-//!   `:param` (lower-cased, `_` turned into `-`) (glance-host replaces client-sent headers of those names, where Spin keeps
-//!   them beside its own);
-//! - a guest that traps, or returns without a response, gets a 500 with an empty body
-//!   (logged on stderr); one that traps after sending the response head ends the body.
+//! - a `Host` of a service-chaining name (`<component>.spin.internal`) and the
+//!   `Connection` header are removed; a routed request whose authority cannot be told
+//!   (no `Host` and none in the URI, an invalid `Host`, or one that differs from the
+//!   URI's) fails: the connection is closed without an answer;
+//! - the request the component sees has an absolute URI (`http://<authority><path>`) and,
+//!   after the client's headers (a header value that is not UTF-8 is a 500), the `spin-*`
+//!   headers appended in Spin's order: `spin-path-info`, `spin-full-url` (from the `Host`
+//!   header, `localhost` without one), `spin-matched-route`, `spin-base-path` (`/`),
+//!   `spin-raw-component-route`, `spin-component-route`, `spin-client-addr` and
+//!   `spin-path-match-<param>` for each `:param` (lower-cased, `_` turned into `-`); a
+//!   client-sent header of the same name stays before Spin's;
+//! - a guest that traps, or returns without a response, or sets an error instead of one,
+//!   gets a 500 with an empty body (logged on stderr); one that traps after sending the
+//!   response head ends the body.
+//!
+//! Unlike Spin, connections have timeouts ([`ConnTimeouts`]): a request head must arrive
+//! within the header timeout, and a connection with no request in flight is closed after
+//! the idle timeout.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -49,6 +65,116 @@ pub struct Server {
     pub app_version: Option<String>,
     /// Log one line per request on stderr (`GLANCE_HOST_LOG`).
     pub log_requests: bool,
+    /// Connection settings.
+    pub conn: ConnSettings,
+}
+
+/// How connections are served.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnSettings {
+    /// hyper's HTTP/1 buffer limit (Spin's `--http1-max-buf-size`); `None`: hyper's default.
+    pub http1_max_buf_size: Option<usize>,
+    /// Timeouts (a glance-host addition).
+    pub timeouts: ConnTimeouts,
+}
+
+/// Connection timeouts, which Spin does not have (it holds a connection as long as the
+/// client does).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnTimeouts {
+    /// A request head must be complete this long after the connection opened or went
+    /// idle: hyper's HTTP/1 `header_read_timeout`, which hyper also runs while a
+    /// keep-alive connection waits for its next request. Before a connection's first
+    /// request (HTTP/1 or HTTP/2, still silent or undecided) glance-host applies it too.
+    pub header: Option<Duration>,
+    /// A connection with no request in flight (no request read and no response body
+    /// being sent) is closed after this long: HTTP/2 connections, and HTTP/1 ones when
+    /// the header timeout is longer or off.
+    pub idle: Option<Duration>,
+}
+
+impl Default for ConnTimeouts {
+    fn default() -> Self {
+        Self {
+            header: Some(Duration::from_secs(30)),
+            idle: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+impl ConnTimeouts {
+    /// The defaults, changed by `GLANCE_HOST_HEADER_TIMEOUT_MS` and
+    /// `GLANCE_HOST_IDLE_TIMEOUT_MS` (milliseconds; `0` turns a timeout off).
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut t = Self::default();
+        let read = |name: &str, slot: &mut Option<Duration>| -> anyhow::Result<()> {
+            if let Ok(v) = std::env::var(name) {
+                let ms: u64 = v
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{name}={v:?} is not a number of milliseconds"))?;
+                *slot = (ms > 0).then(|| Duration::from_millis(ms));
+            }
+            Ok(())
+        };
+        read("GLANCE_HOST_HEADER_TIMEOUT_MS", &mut t.header)?;
+        read("GLANCE_HOST_IDLE_TIMEOUT_MS", &mut t.idle)?;
+        Ok(t)
+    }
+}
+
+/// What a connection's watchdog knows: requests in flight and since when none has been.
+struct ConnActivity {
+    in_flight: AtomicUsize,
+    seen_request: AtomicBool,
+    idle_since: Mutex<Instant>,
+}
+
+impl ConnActivity {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            in_flight: AtomicUsize::new(0),
+            seen_request: AtomicBool::new(false),
+            idle_since: Mutex::new(Instant::now()),
+        })
+    }
+
+    fn enter(self: &Arc<Self>) -> InFlight {
+        self.seen_request.store(true, Ordering::SeqCst);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+
+    /// When the connection expires if nothing happens meanwhile (`None`: a request is in
+    /// flight, or no timeout applies).
+    fn deadline(&self, t: &ConnTimeouts) -> Option<Instant> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let since = *self.idle_since.lock().unwrap_or_else(|e| e.into_inner());
+        let limit = if self.seen_request.load(Ordering::SeqCst) {
+            t.idle
+        } else {
+            match (t.header, t.idle) {
+                (Some(h), Some(i)) => Some(h.min(i)),
+                (h, i) => h.or(i),
+            }
+        }?;
+        Some(since + limit)
+    }
+}
+
+/// One request in flight on a connection: from its head until its response body is
+/// sent or dropped.
+struct InFlight(Arc<ConnActivity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut since = self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner());
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            *since = Instant::now();
+        }
+    }
 }
 
 type Body = HyperOutgoingBody;
@@ -66,7 +192,7 @@ fn status_only(status: StatusCode) -> Response<Body> {
 }
 
 impl Server {
-    /// Accepts connections forever (HTTP/1.1 with keep-alive).
+    /// Accepts connections forever (HTTP/1.1 with keep-alive, and HTTP/2).
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
         loop {
             let (stream, client) = match listener.accept().await {
@@ -78,36 +204,99 @@ impl Server {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
             let server = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let server = server.clone();
-                    async move { Ok::<_, Infallible>(server.handle(req, client).await) }
-                });
-                if let Err(e) = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    if server_log_enabled() {
-                        eprintln!("glance-host: connection from {client}: {e}");
-                    }
-                }
-            });
+            tokio::spawn(async move { server.serve_connection(stream, client).await });
         }
     }
 
-    async fn handle(self: Arc<Self>, req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+    async fn serve_connection(self: Arc<Self>, stream: tokio::net::TcpStream, client: SocketAddr) {
+        let settings = self.conn;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        if let Some(size) = settings.http1_max_buf_size {
+            builder.http1().max_buf_size(size);
+        }
+        if let Some(t) = settings.timeouts.header {
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(t);
+        }
+        let activity = ConnActivity::new();
+        let server = self.clone();
+        let watched = activity.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let server = server.clone();
+            let in_flight = watched.enter();
+            async move {
+                let response = server.handle(req, client).await?;
+                // The request stays in flight until its body is sent (or dropped).
+                Ok::<_, anyhow::Error>(response.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _ = &in_flight;
+                        frame
+                    })
+                    .boxed_unsync()
+                }))
+            }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        let result = loop {
+            let wake = activity
+                .deadline(&settings.timeouts)
+                .map(tokio::time::Instant::from_std);
+            let busy_recheck = settings.timeouts.idle.or(settings.timeouts.header);
+            let sleep = async {
+                match (wake, busy_recheck) {
+                    (Some(at), _) => tokio::time::sleep_until(at).await,
+                    // Busy: look again later (when the request may be over).
+                    (None, Some(d)) => tokio::time::sleep(d).await,
+                    (None, None) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = conn.as_mut() => break r,
+                _ = sleep => {
+                    let expired = activity
+                        .deadline(&settings.timeouts)
+                        .is_some_and(|d| d <= Instant::now());
+                    if expired {
+                        if server_log_enabled() {
+                            eprintln!("glance-host: connection from {client}: closed (timeout)");
+                        }
+                        conn.as_mut().graceful_shutdown();
+                        // HTTP/2 says GOAWAY first; give it a moment, then drop.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), conn.as_mut()).await;
+                        return;
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            if server_log_enabled() {
+                eprintln!("glance-host: connection from {client}: {e}");
+            }
+        }
+    }
+
+    /// One request. `Err` (as in Spin) makes hyper close the connection without an answer.
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Result<Response<Body>> {
         let started = self.log_requests.then(Instant::now);
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let (response, component) = self.dispatch(req, client).await;
         if let Some(t) = started {
+            let outcome = match &response {
+                Ok(r) => r.status().as_u16().to_string(),
+                Err(e) => format!("failed ({e:#})"),
+            };
             eprintln!(
-                "{method} {path} -> {} {} in {:.3} ms",
+                "{method} {path} -> {} {outcome} in {:.3} ms",
                 component.unwrap_or("-"),
-                response.status().as_u16(),
                 t.elapsed().as_secs_f64() * 1000.0
             );
         }
@@ -118,28 +307,35 @@ impl Server {
         &self,
         mut req: Request<Incoming>,
         client: SocketAddr,
-    ) -> (Response<Body>, Option<&str>) {
+    ) -> (Result<Response<Body>>, Option<&str>) {
+        strip_forbidden_headers(&mut req);
         let path = req.uri().path().to_string();
         if let Some(well_known) = path.strip_prefix(WELL_KNOWN_PREFIX) {
-            return (self.well_known(well_known), None);
+            return (Ok(self.well_known(well_known)), None);
         }
         let Some(route) = self.router.route(&path) else {
-            return (status_only(StatusCode::NOT_FOUND), None);
+            return (Ok(status_only(StatusCode::NOT_FOUND)), None);
         };
         let component = &self.components[route.entry.component];
-        if let Err(e) = prepare_request(&mut req, &route, client) {
-            eprintln!("glance-host: bad request for {path}: {e:#}");
-            return (status_only(StatusCode::BAD_REQUEST), Some(&component.id));
+        // As Spin's `set_req_uri`: an error fails the request (no answer).
+        if let Err(e) = set_req_uri(&mut req) {
+            eprintln!("glance-host: request for {path} failed: {e:#}");
+            return (Err(e), Some(&component.id));
         }
-        match self.run(component, req).await {
-            Ok(resp) => (resp, Some(&component.id)),
+        let prepared = prepare_headers(&mut req, &route, client);
+        let ran = match prepared {
+            Ok(()) => self.run(component, req).await,
+            Err(e) => Err(e),
+        };
+        match ran {
+            Ok(resp) => (Ok(resp), Some(&component.id)),
             Err(e) => {
                 eprintln!(
                     "glance-host: error processing request for component `{}`: {e:#}",
                     component.id
                 );
                 (
-                    status_only(StatusCode::INTERNAL_SERVER_ERROR),
+                    Ok(status_only(StatusCode::INTERNAL_SERVER_ERROR)),
                     Some(&component.id),
                 )
             }
@@ -201,11 +397,15 @@ impl Server {
                 Ok(response)
             }
             Ok(Err(code)) => {
-                // The guest set an error instead of a response.
-                let _ = task.await;
-                Err(anyhow!(
-                    "guest returned an error instead of a response: {code:?}"
-                ))
+                // The guest set an error instead of a response: a 500 now, as in Spin,
+                // while the guest runs on.
+                let id = component.id.clone();
+                tokio::spawn(async move {
+                    if let Ok(Err(e)) = task.await {
+                        eprintln!("glance-host: component `{id}` failed: {e:#}");
+                    }
+                });
+                Err(anyhow!("guest failed to produce a response: {code:?}"))
             }
             Err(_) => match task.await {
                 Ok(Ok(())) => Err(anyhow!(
@@ -222,12 +422,29 @@ fn server_log_enabled() -> bool {
     std::env::var_os("GLANCE_HOST_LOG").is_some()
 }
 
-/// Gives the request an absolute URI and the headers Spin adds.
-fn prepare_request(
-    req: &mut Request<Incoming>,
-    route: &RouteMatch<'_>,
-    client: SocketAddr,
-) -> Result<()> {
+/// Spin's `strip_forbidden_headers`: a service-chaining `Host` and `Connection` go.
+fn strip_forbidden_headers(req: &mut Request<Incoming>) {
+    let headers = req.headers_mut();
+    if headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(is_service_chaining_host)
+    {
+        headers.remove(http::header::HOST);
+    }
+    headers.remove(http::header::CONNECTION);
+}
+
+/// `<component>.spin.internal[:port]`, the names Spin's service chaining uses.
+fn is_service_chaining_host(host: &str) -> bool {
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    host.split_once('.')
+        .is_some_and(|(_, rest)| rest == "spin.internal")
+}
+
+/// Spin's `set_req_uri`: the URI becomes absolute, its authority from the `Host` header
+/// or the URI (which must agree).
+fn set_req_uri(req: &mut Request<Incoming>) -> Result<()> {
     let uri_authority = req.uri().authority().cloned();
     let host_header = req
         .headers()
@@ -255,36 +472,58 @@ fn prepare_request(
         .path_and_query()
         .map_or("/", |pq| pq.as_str())
         .to_string();
-    let full_url = format!("http://{authority}{path_and_query}");
     *req.uri_mut() = Uri::builder()
         .scheme("http")
         .authority(authority)
         .path_and_query(path_and_query)
         .build()?;
+    Ok(())
+}
+
+/// Spin's `prepare_request_headers`: the client's headers (each value must be UTF-8)
+/// followed by Spin's, appended, so a client-sent `spin-*` header comes first.
+fn prepare_headers(
+    req: &mut Request<Incoming>,
+    route: &RouteMatch<'_>,
+    client: SocketAddr,
+) -> Result<()> {
+    for (name, value) in req.headers() {
+        std::str::from_utf8(value.as_bytes())
+            .with_context(|| format!("header {name} is not valid UTF-8"))?;
+    }
+    let host = match req.headers().get(http::header::HOST) {
+        Some(h) => std::str::from_utf8(h.as_bytes())?.to_string(),
+        None => "localhost".to_string(),
+    };
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    let full_url = format!("http://{host}{path_and_query}");
 
     let headers = req.headers_mut();
-    headers.remove(http::header::CONNECTION);
-    let mut set = |name: &str, value: &str| -> Result<()> {
-        headers.insert(
+    let mut add = |name: &str, value: &str| -> Result<()> {
+        headers.append(
             HeaderName::from_bytes(name.as_bytes())?,
             HeaderValue::from_str(value)?,
         );
         Ok(())
     };
-    set("spin-path-info", &route.path_info)?;
-    set("spin-full-url", &full_url)?;
-    set("spin-matched-route", &route.entry.based)?;
-    set("spin-base-path", "/")?;
-    set("spin-raw-component-route", &route.entry.raw)?;
-    set("spin-component-route", route.entry.raw_or_prefix())?;
-    set("spin-client-addr", &client.to_string())?;
+    add("spin-path-info", &route.path_info)?;
+    add("spin-full-url", &full_url)?;
+    add("spin-matched-route", &route.entry.based)?;
+    add("spin-base-path", "/")?;
+    add("spin-raw-component-route", &route.entry.raw)?;
+    add("spin-component-route", route.entry.raw_or_prefix())?;
+    add("spin-client-addr", &client.to_string())?;
     for (name, value) in &route.params {
         // Spin builds `SPIN_PATH_MATCH_<NAME>` and turns `_` into `-`: `:image_id` gives
         // `spin-path-match-image-id`.
         let header = format!("spin-path-match-{name}")
             .to_ascii_lowercase()
             .replace('_', "-");
-        set(&header, value)?;
+        add(&header, value)?;
     }
     Ok(())
 }

@@ -98,7 +98,7 @@ fn wildcard_and_self_entries() {
     let (port, hits) = upstream();
     let app = probe_app("outbound-wild", |m| {
         m.replace(
-            "allowed_outbound_hosts = [\"http://127.0.0.1:{{ upstream_port }}\"]",
+            "allowed_outbound_hosts = [\"http://127.0.0.1:{{ upstream_port }}\", \"redis://127.0.0.1:{{ redis_port }}\"]",
             "allowed_outbound_hosts = [\"*://localhost:*\", \"http://self\"]",
         )
     });
@@ -130,4 +130,54 @@ fn wildcard_and_self_entries() {
     let inner: serde_json::Value =
         serde_json::from_str(v["fetch"]["body"].as_str().unwrap()).unwrap();
     assert_eq!(inner["headers"]["spin-matched-route"], "/v2/images/...");
+}
+
+#[test]
+fn redis_publish_reaches_a_subscriber() {
+    use std::time::Duration;
+    use test_support::redis::{RedisServer, Subscriber};
+    let redis = RedisServer::start();
+    let url = redis.url();
+    for runtime in runtimes() {
+        let app = probe_app("redis", |m| m);
+        let port = redis.port().to_string();
+        let probe = Probe::start(&app, runtime, &[("SPIN_VARIABLE_REDIS_PORT", &port)]);
+        let name = probe.name();
+        let mut sub = Subscriber::new(&redis, "glance-test");
+        let v = probe.get_json(&format!(
+            "/?redis={}&publish=glance-test&message={}",
+            enc(&url),
+            enc(&format!("hello from {name}"))
+        ));
+        assert_eq!(
+            (v["redis"].as_str(), v["publish"].as_str()),
+            (Some("ok"), Some("ok")),
+            "{name}: {v}"
+        );
+        let got = sub.next_message(Duration::from_secs(5)).expect("a message");
+        assert_eq!(got, format!("hello from {name}"));
+
+        // set, get, del; the value is really in Redis.
+        let key = format!("k-{name}");
+        let v = probe.get_json(&format!(
+            "/?redis={}&rset={key}&rvalue=v1&rget={key}",
+            enc(&url)
+        ));
+        assert_eq!(
+            (v["rset"].as_str(), v["rget"].as_str()),
+            (Some("ok"), Some("v1")),
+            "{name}: {v}"
+        );
+        assert_eq!(redis.command(&["GET", &key]).unwrap(), "v1");
+        let v = probe.get_json(&format!("/?redis={}&rdel={key},absent", enc(&url)));
+        assert_eq!(v["rdel"], 1, "{name}: {v}");
+        let v = probe.get_json(&format!("/?redis={}&rget={key}", enc(&url)));
+        assert!(v["rget"].is_null(), "{name}: {v}");
+
+        // Not in allowed_outbound_hosts: another port, or a component allowed nothing.
+        let v = probe.get_json(&format!("/?redis={}", enc("redis://127.0.0.1:1")));
+        assert_eq!(v["redis"], "Error::InvalidAddress", "{name}: {v}");
+        let v = probe.get_json(&format!("/restricted/?redis={}", enc(&url)));
+        assert_eq!(v["redis"], "Error::InvalidAddress", "{name}: {v}");
+    }
 }

@@ -262,3 +262,81 @@ fn port_in_use_is_reported() {
     assert!(!status.success());
     assert!(err.contains(&format!("{addr} is already in use")), "{err}");
 }
+
+/// Sets the soft limit on open files of process `pid`; returns the old limits.
+fn set_nofile(pid: u32, soft: Option<u64>, old: Option<libc::rlimit>) -> libc::rlimit {
+    let mut previous = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let new = match (soft, old) {
+        (_, Some(o)) => o,
+        (Some(n), None) => {
+            // SAFETY: reading this process's limit into a local.
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut previous) };
+            libc::rlimit {
+                rlim_cur: n,
+                rlim_max: previous.rlim_max,
+            }
+        }
+        (None, None) => unreachable!(),
+    };
+    // SAFETY: prlimit on a child process of this test, with valid pointers.
+    let rc = unsafe { libc::prlimit(pid as i32, libc::RLIMIT_NOFILE, &new, &mut previous) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    previous
+}
+
+#[test]
+fn accept_errors_do_not_stop_the_server() {
+    use std::net::TcpStream;
+    use std::time::Duration;
+    for runtime in runtimes() {
+        let app = probe_app("accept-errors", |m| m);
+        let probe = Probe::start(&app, runtime, &[]);
+        let addr = probe.addr();
+        let pid = probe.server_pid();
+        let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count() as u64;
+        // Room for a few connections, then accept fails (EMFILE).
+        let old = set_nofile(pid, Some(open + 3), None);
+        // (On Spin the listener may be gone before the last ones connect.)
+        let conns: Vec<TcpStream> = (0..20)
+            .filter_map(|_| TcpStream::connect(addr).ok())
+            .collect();
+        assert!(
+            conns.len() > 3,
+            "{}: {} connections",
+            probe.name(),
+            conns.len()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        drop(conns);
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if !s.is_empty() {
+                set_nofile(pid, None, Some(old));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let answer = test_support::http::probe(addr, "/after", Duration::from_secs(5));
+        match runtime {
+            test_support::Runtime::GlanceHost => {
+                assert_eq!(answer, Some(200), "glance-host serves on");
+                assert!(
+                    probe.stderr().contains("accept failed"),
+                    "{}",
+                    probe.stderr()
+                );
+            }
+            test_support::Runtime::Spin => {
+                assert_eq!(
+                    answer,
+                    None,
+                    "Spin's accept loop has ended: {}",
+                    probe.stderr()
+                );
+            }
+        }
+    }
+}

@@ -234,3 +234,77 @@ fn component_environment_is_only_the_manifest_table() {
     let v = host.get_json("/restricted/?env=PROBE_ENV");
     assert!(v["env"].is_null(), "another component's table: {v}");
 }
+
+#[test]
+fn wasi_keyvalue_batch_shares_the_spin_stores() {
+    for runtime in runtimes() {
+        let app = probe_app("kv-batch", |m| m);
+        let probe = Probe::start(&app, runtime, &[]);
+        let name = probe.name();
+        let v = probe.get_json("/?bucket=default&set_many=a,b,c&values=1,2,3");
+        assert_eq!(
+            (v["bucket"].as_str(), v["set_many"].as_str()),
+            (Some("ok"), Some("ok")),
+            "{name}: {v}"
+        );
+        // Only the keys that exist come back.
+        let v = probe.get_json("/?bucket=default&get_many=c,missing,a");
+        let mut pairs: Vec<(String, String)> = v["get_many"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: {v}"))
+            .iter()
+            .map(|p| (p[0].as_str().unwrap().into(), p[1].as_str().unwrap().into()))
+            .collect();
+        pairs.sort();
+        assert_eq!(
+            pairs,
+            [("a".into(), "1".into()), ("c".into(), "3".into())],
+            "{name}: {v}"
+        );
+        // The same store as fermyon:spin/key-value's `default`, both ways.
+        assert_eq!(probe.get_json("/?kv=default&get=b")["get"], "2", "{name}");
+        assert_eq!(
+            probe.get_json("/?kv=default&set=d&value=4")["set"],
+            "ok",
+            "{name}"
+        );
+        assert_eq!(
+            probe.get_json("/?bucket=default&bget=d")["bget"],
+            "4",
+            "{name}"
+        );
+        let v = probe.get_json("/?bucket=default&delete_many=a,c,missing");
+        assert_eq!(v["delete_many"], "ok", "{name}: {v}");
+        let v = probe.get_json("/?bucket=default&get_many=a,b,c");
+        assert_eq!(
+            v["get_many"],
+            serde_json::json!([["b", "2"]]),
+            "{name}: {v}"
+        );
+        // Empty lists do nothing.
+        let v = probe.get_json("/?bucket=extra&get_many=");
+        assert_eq!(v["get_many"], serde_json::json!([]), "{name}: {v}");
+        // The same grants.
+        assert_eq!(
+            probe.get_json("/restricted/?bucket=default")["bucket"],
+            "Error::AccessDenied",
+            "{name}"
+        );
+        assert_eq!(
+            probe.get_json("/?bucket=undefined-label")["bucket"],
+            "Error::AccessDenied",
+            "{name}"
+        );
+        drop(probe);
+        // Spin's table, on either runtime.
+        let conn = rusqlite::Connection::open(app.join("state/sqlite_key_value.db")).unwrap();
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM spin_key_value WHERE store = 'default' AND key IN ('b', 'd')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 2, "{name}");
+    }
+}

@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde_json::Value;
 
 use crate::api::{ApiRequest, ApiResponse, Body};
-use crate::ports::memory::{MemoryDb, MemoryKvOpener, MemoryLog, NoHttp};
+use crate::ports::memory::{MemoryDb, MemoryKvOpener, MemoryLog, MemoryPubSub, NoHttp};
 use crate::ports::{HttpClient, Ports, Variables};
 
 /// A service entry point: `images::handle`, `members::handle`, `discovery::handle`.
@@ -33,6 +33,7 @@ pub(crate) struct Harness {
     pub vars: Vars,
     pub http: Rc<dyn HttpClient>,
     pub log: MemoryLog,
+    pub pubsub: MemoryPubSub,
 }
 
 /// A response with its body read.
@@ -95,6 +96,7 @@ impl Harness {
             vars: Vars::default(),
             http: Rc::new(NoHttp::default()),
             log: MemoryLog::default(),
+            pubsub: MemoryPubSub::default(),
         }
     }
 
@@ -124,6 +126,7 @@ impl Harness {
             kv: &self.kv,
             http: self.http.clone(),
             log: &self.log,
+            pubsub: &self.pubsub,
         };
         let mut map = HeaderMap::new();
         for (k, v) in headers {

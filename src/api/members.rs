@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::image::access::{ImageAccess, Visible};
 use crate::image::member::{Member, MemberStatus};
 use crate::image::Visibility;
+use crate::notify::Event;
 use crate::ports::Ports;
 use crate::settings::ImageLimits;
 use crate::timestamp::Timestamp;
@@ -187,7 +188,8 @@ fn add(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
         updated_at: now,
     };
     match ctx.members.add(&m, quota)? {
-        AddOutcome::Added => Ok(ApiResponse::json(StatusCode::OK, &m.to_json())),
+        AddOutcome::Added => Ok(ApiResponse::json(StatusCode::OK, &m.to_json())
+            .with_events(vec![Event::member("image.member.create", &m)])),
         AddOutcome::Duplicate => Err(ApiError::conflict(format!(
             "Member {member_id} is duplicated for image {id}"
         ))),
@@ -243,7 +245,8 @@ fn update(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse>
         .members
         .set_status(id, member_id, status, Timestamp::now())?
         .ok_or_else(|| member_not_found(member_id, id))?;
-    Ok(ApiResponse::json(StatusCode::OK, &m.to_json()))
+    Ok(ApiResponse::json(StatusCode::OK, &m.to_json())
+        .with_events(vec![Event::member("image.member.update", &m)]))
 }
 
 fn remove(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
@@ -251,12 +254,13 @@ fn remove(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse>
     req.reject_body()?;
     let v = ctx.access().load(id)?;
     only_shared(&v)?;
-    lookup(ctx, &v, member_id)?;
+    let m = lookup(ctx, &v, member_id)?;
     ctx.enforce(Rule::DeleteMember, &v)?;
     if !ctx.members.remove(id, member_id)? {
         return Err(member_not_found(member_id, id));
     }
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT)
+        .with_events(vec![Event::member("image.member.delete", &m)]))
 }
 
 #[cfg(test)]

@@ -72,6 +72,19 @@ impl ApiResponse {
         self
     }
 
+    /// The same response, with `events` published after it is sent (before
+    /// any other deferred work, so they keep the order things happened in).
+    pub(crate) fn with_events(mut self, events: Vec<crate::notify::Event>) -> Self {
+        let then = self.deferred.take();
+        self.deferred = Some(Box::new(move |ports: &crate::ports::Ports| {
+            crate::notify::publish(ports, &events);
+            if let Some(work) = then {
+                work(ports);
+            }
+        }));
+        self
+    }
+
     /// The first value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -19,6 +19,7 @@ use crate::db::leases::{Lease, LeaseKind};
 use crate::db::tasks::TaskRepo;
 use crate::error::ApiError;
 use crate::image::{ContainerFormat, DataFacts, DiskFormat, Image, Status};
+use crate::notify::{self, Event};
 use crate::ports::{Ports, StoreError};
 use crate::settings::StoreSettings;
 use crate::timestamp::Timestamp;
@@ -61,6 +62,7 @@ pub(crate) fn run(ports: &Ports, job: Job) {
     if let Err(e) = tasks.begin(&job.task_id) {
         ports.log_error(&format!("starting task {}", job.task_id), e);
     }
+    announce_task(ports, &tasks, &job.task_id, "task.processing", Vec::new());
     let outcome = (|| {
         let settings = StoreSettings::load(ports.vars).map_err(|e| e.to_string())?;
         let stores =
@@ -87,14 +89,44 @@ pub(crate) fn run(ports: &Ports, job: Job) {
         }
         outcome
     })();
-    // The image says how the import ended; the job's lease has done its part.
-    lease::release(ports, &job.lease);
+    let succeeded = outcome.is_ok();
     if let Err(e) = tasks.finish(
         &job.task_id,
         outcome.map(|()| json!({"image_id": job.image_id})),
     ) {
         ports.log_error(&format!("finishing task {}", job.task_id), e);
     }
+    // The image and the task say how the import ended (a crash before this
+    // line leaves the lease to expire, which then changes nothing).
+    lease::release(ports, &job.lease);
+    let mut events = Vec::new();
+    if succeeded && job.method != Method::CopyImage {
+        if let Ok(Some(img)) = repo.get(&job.image_id) {
+            events.push(Event::image("image.activate", &img));
+        }
+    }
+    let ended = if succeeded {
+        "task.success"
+    } else {
+        "task.failure"
+    };
+    announce_task(ports, &tasks, &job.task_id, ended, events);
+}
+
+/// Publishes `event_type` for the task as it is now, after `before`.
+fn announce_task(
+    ports: &Ports,
+    tasks: &TaskRepo,
+    task_id: &str,
+    event_type: &'static str,
+    mut before: Vec<Event>,
+) {
+    match tasks.get(task_id) {
+        Ok(Some(task)) => before.push(Event::task(event_type, &task)),
+        Ok(None) => {}
+        Err(e) => ports.log_error(&format!("reading task {task_id}"), e),
+    }
+    notify::publish(ports, &before);
 }
 
 struct Worker<'a> {

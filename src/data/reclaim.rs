@@ -13,7 +13,7 @@ use crate::data::stores::Stores;
 use crate::db::garbage::{Garbage, GarbageRepo};
 use crate::db::images::ImageRepo;
 use crate::db::leases::{Lease, LeaseKind, LeaseRepo};
-use crate::db::tasks::TaskRepo;
+use crate::db::tasks::{TaskRepo, ABANDONED};
 use crate::ports::{Ports, StoreError};
 use crate::settings::StoreSettings;
 use crate::timestamp::Timestamp;
@@ -56,7 +56,7 @@ fn run(ports: &Ports) -> Result<(), Stop> {
     let leases = LeaseRepo::new(ports.db);
     let abandoned = leases.abandon_expired(None, now.0, ROWS_PER_SLICE)?;
     let garbage = GarbageRepo::new(ports.db);
-    let rows = garbage.oldest(None, ROWS_PER_SLICE)?;
+    let rows = garbage.oldest(ROWS_PER_SLICE)?;
     if abandoned.is_empty() && rows.is_empty() {
         return Ok(());
     }
@@ -64,7 +64,11 @@ fn run(ports: &Ports) -> Result<(), Stop> {
     let stores = Stores::open(settings, ports.kv, ports.http.clone())
         .map_err(|e| Stop::Other(e.to_string()))?;
     for lease in abandoned {
-        settle(ports, &images, &stores, &lease, now)?;
+        // One that cannot be settled now (its store is down) waits for a
+        // later slice without holding up the others.
+        if let Err(e) = settle(ports, &images, &stores, &lease, now) {
+            ports.log_error(&format!("settling abandoned lease {}", lease.id), e);
+        }
     }
     collect(ports, &images, &stores, rows)?;
     Ok(())
@@ -75,7 +79,7 @@ fn run(ports: &Ports) -> Result<(), Stop> {
 /// slice; what fails is left for one.
 pub(crate) fn image(ports: &Ports, stores: &Stores, image_id: &str) {
     let done = ImageRepo::open(ports.db).and_then(|images| {
-        let rows = GarbageRepo::new(ports.db).oldest(Some(image_id), usize::MAX >> 1)?;
+        let rows = GarbageRepo::new(ports.db).of_image(image_id)?;
         collect(ports, &images, stores, rows)
     });
     if let Err(e) = done {
@@ -132,10 +136,8 @@ fn settle(
         }
     }
     if let Some(task) = &lease.task_id {
-        TaskRepo::new(ports.db).finish(
-            task,
-            Err("The import stopped making progress and was abandoned; try again.".into()),
-        )?;
+        // A task the worker ended before it died keeps its outcome.
+        TaskRepo::new(ports.db).fail_if_unfinished(task, ABANDONED)?;
     }
     LeaseRepo::new(ports.db).drop_lease(&lease.id)?;
     Ok(())

@@ -15,6 +15,7 @@
 
 use std::net::IpAddr;
 
+use crate::ports::outbound::send_idempotent;
 use crate::ports::{HttpClient, OutRequest, OutResponse};
 
 /// Redirects followed before giving up.
@@ -178,14 +179,16 @@ impl DownloadHosts {
         let mut current = url.to_string();
         for _ in 0..=MAX_REDIRECTS {
             self.check(&current)?;
-            let resp = http
-                .send(OutRequest {
+            let resp = send_idempotent(
+                http,
+                OutRequest {
                     method: http::Method::GET,
                     url: current.clone(),
                     headers: Vec::new(),
                     body: Vec::new(),
-                })
-                .map_err(|_| FetchError::Failed(current.clone()))?;
+                },
+            )
+            .map_err(|_| FetchError::Failed(current.clone()))?;
             match resp.status {
                 200..=299 => return Ok(resp),
                 301 | 302 | 303 | 307 | 308 => {

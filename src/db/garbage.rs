@@ -32,35 +32,22 @@ impl<'a> GarbageRepo<'a> {
         GarbageRepo { db }
     }
 
-    /// The oldest `limit` rows, of image `image_id` only when given.
-    pub fn oldest(&self, image_id: Option<&str>, limit: usize) -> Result<Vec<Garbage>, StoreError> {
-        let rows = match image_id {
-            Some(id) => self.db.execute(
-                "SELECT id, image_id, locations, staging FROM garbage WHERE image_id = ? \
-                 ORDER BY id LIMIT ?",
-                &[id.into(), (limit as i64).into()],
-            )?,
-            None => self.db.execute(
-                "SELECT id, image_id, locations, staging FROM garbage ORDER BY id LIMIT ?",
-                &[(limit as i64).into()],
-            )?,
-        };
-        rows.rows
-            .iter()
-            .map(|r| {
-                let text = |i: usize| r.get(i).and_then(SqlValue::as_str);
-                Ok(Garbage {
-                    id: r.first().and_then(SqlValue::as_i64).unwrap_or(0),
-                    image_id: text(1).unwrap_or_default().to_string(),
-                    locations: text(2)
-                        .and_then(|l| serde_json::from_str(l).ok())
-                        .unwrap_or_default(),
-                    staged: text(3)
-                        .and_then(|s| serde_json::from_str::<Staged>(s).ok())
-                        .map(|s| s.location),
-                })
-            })
-            .collect()
+    /// The oldest `limit` rows.
+    pub fn oldest(&self, limit: usize) -> Result<Vec<Garbage>, StoreError> {
+        let rows = self.db.execute(
+            "SELECT id, image_id, locations, staging FROM garbage ORDER BY id LIMIT ?",
+            &[(limit as i64).into()],
+        )?;
+        Ok(rows_to_garbage(&rows))
+    }
+
+    /// Every row of image `image_id` (a handful: one per dropped reference).
+    pub fn of_image(&self, image_id: &str) -> Result<Vec<Garbage>, StoreError> {
+        let rows = self.db.execute(
+            "SELECT id, image_id, locations, staging FROM garbage WHERE image_id = ? ORDER BY id",
+            &[image_id.into()],
+        )?;
+        Ok(rows_to_garbage(&rows))
     }
 
     /// Keeps only `locations` of row `id` (the rest was removed).
@@ -79,6 +66,26 @@ impl<'a> GarbageRepo<'a> {
             .execute("DELETE FROM garbage WHERE id = ?", &[id.into()])?;
         Ok(())
     }
+}
+
+/// Garbage from its rows (a row that cannot be read names no data).
+fn rows_to_garbage(rows: &crate::ports::Rows) -> Vec<Garbage> {
+    rows.rows
+        .iter()
+        .map(|r| {
+            let text = |i: usize| r.get(i).and_then(SqlValue::as_str);
+            Garbage {
+                id: r.first().and_then(SqlValue::as_i64).unwrap_or(0),
+                image_id: text(1).unwrap_or_default().to_string(),
+                locations: text(2)
+                    .and_then(|l| serde_json::from_str(l).ok())
+                    .unwrap_or_default(),
+                staged: text(3)
+                    .and_then(|s| serde_json::from_str::<Staged>(s).ok())
+                    .map(|s| s.location),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -109,22 +116,19 @@ mod tests {
         img.locations = vec![loc("kv://d/a/1")];
         images.save(&mut img).unwrap();
         assert!(
-            garbage.oldest(None, 10).unwrap().is_empty(),
+            garbage.oldest(10).unwrap().is_empty(),
             "adding drops nothing"
         );
         img.name = Some("renamed".into());
         images.save(&mut img).unwrap();
-        assert!(
-            garbage.oldest(None, 10).unwrap().is_empty(),
-            "unchanged data"
-        );
+        assert!(garbage.oldest(10).unwrap().is_empty(), "unchanged data");
         images.delete("a", Timestamp(2)).unwrap();
-        let rows = garbage.oldest(None, 10).unwrap();
+        let rows = garbage.oldest(10).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].locations, vec![loc("kv://d/a/1")]);
         garbage.narrow(rows[0].id, &[]).unwrap();
-        assert!(garbage.oldest(None, 10).unwrap()[0].locations.is_empty());
+        assert!(garbage.oldest(10).unwrap()[0].locations.is_empty());
         garbage.remove(rows[0].id).unwrap();
-        assert!(garbage.oldest(None, 10).unwrap().is_empty());
+        assert!(garbage.oldest(10).unwrap().is_empty());
     }
 }

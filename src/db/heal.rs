@@ -7,13 +7,10 @@
 
 use crate::db::images::{ImageRepo, Modified};
 use crate::db::leases::LeaseRepo;
-use crate::db::tasks::TaskRepo;
+use crate::db::tasks::{TaskRepo, ABANDONED};
 use crate::image::Image;
 use crate::ports::StoreError;
 use crate::timestamp::Timestamp;
-
-/// The message of a task whose work was abandoned.
-const ABANDONED: &str = "The import stopped making progress and was abandoned; try again.";
 
 impl ImageRepo<'_> {
     /// `img` as it is once abandoned work on it is healed (unchanged when it

@@ -16,6 +16,9 @@ use crate::timestamp::Timestamp;
 /// Seconds a finished task stays listed (Glance's default `task_time_to_live`).
 pub const TIME_TO_LIVE: i64 = 48 * 3600;
 
+/// The message of a task whose work was abandoned (its worker died).
+pub const ABANDONED: &str = "The import stopped making progress and was abandoned; try again.";
+
 /// The task type of an interoperable import.
 pub const API_IMAGE_IMPORT: &str = "api_image_import";
 
@@ -192,6 +195,22 @@ impl<'a> TaskRepo<'a> {
         Ok(())
     }
 
+    /// Fails task `id` with `message` unless it has ended.
+    pub fn fail_if_unfinished(&self, id: &str, message: &str) -> Result<(), StoreError> {
+        let now = Timestamp::now();
+        self.db.execute(
+            "UPDATE tasks SET status = 'failure', message = ?, expires_at = ?, updated_at = ? \
+             WHERE id = ? AND status IN ('pending', 'processing')",
+            &[
+                message.into(),
+                Timestamp(now.0 + TIME_TO_LIVE).to_string().into(),
+                now.to_string().into(),
+                id.into(),
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Fails every task of `image_id` that has not ended (its work was
     /// abandoned), with `message`.
     pub fn fail_unfinished(&self, image_id: &str, message: &str) -> Result<(), StoreError> {
@@ -210,7 +229,6 @@ impl<'a> TaskRepo<'a> {
     }
 
     /// One task.
-    #[cfg(test)]
     pub fn get(&self, id: &str) -> Result<Option<Task>, StoreError> {
         let rows = self.db.execute(
             &format!("SELECT {COLUMNS} FROM tasks WHERE id = ? AND deleted = 0"),

@@ -13,6 +13,18 @@ pub trait KeyValue {
     fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Whether `key` is set.
     fn exists(&self, key: &str) -> Result<bool, StoreError>;
+    /// How many values a writer may gather for one [`KeyValue::set_many`];
+    /// 1 (the default) means one `set` per value.
+    fn batch_hint(&self) -> usize {
+        1
+    }
+    /// Sets several keys (in one transaction where the backend offers it).
+    fn set_many(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        for (k, v) in items {
+            self.set(k, v)?;
+        }
+        Ok(())
+    }
 }
 
 /// Opens key-value stores by label (the labels a component is granted).

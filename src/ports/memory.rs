@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 pub struct MemoryKv {
     pub map: RefCell<BTreeMap<String, Vec<u8>>>,
     pub fail_sets_after: RefCell<Option<usize>>,
+    /// The batch size it reports (0: no batching).
+    pub batch: std::cell::Cell<usize>,
 }
 
 impl KeyValue for MemoryKv {
@@ -36,6 +38,9 @@ impl KeyValue for MemoryKv {
     }
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.map.borrow().contains_key(key))
+    }
+    fn batch_hint(&self) -> usize {
+        self.batch.get().max(1)
     }
 }
 
@@ -124,6 +129,26 @@ impl super::Log for MemoryLog {
         self.lines
             .borrow_mut()
             .push(format!("{} {text}", level.as_str()));
+    }
+}
+
+/// Published messages kept in memory: (address, channel, payload).
+#[derive(Default)]
+pub struct MemoryPubSub {
+    pub messages: RefCell<Vec<(String, String, Vec<u8>)>>,
+}
+
+impl super::PubSub for MemoryPubSub {
+    fn publish(
+        &self,
+        address: &str,
+        channel: &str,
+        payload: &[u8],
+    ) -> Result<(), super::OutboundError> {
+        self.messages
+            .borrow_mut()
+            .push((address.into(), channel.into(), payload.to_vec()));
+        Ok(())
     }
 }
 

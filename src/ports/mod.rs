@@ -8,6 +8,7 @@ mod log;
 #[cfg(test)]
 pub(crate) mod memory;
 pub mod outbound;
+mod pubsub;
 mod sql;
 mod vars;
 
@@ -16,6 +17,7 @@ use std::rc::Rc;
 pub use kv::{KeyValue, KeyValueOpener};
 pub use log::{Level, Log};
 pub use outbound::{HttpClient, OutRequest, OutResponse, OutboundError};
+pub use pubsub::PubSub;
 pub use sql::{Database, Rows, SqlValue, StoreError};
 pub use vars::Variables;
 
@@ -32,6 +34,8 @@ pub struct Ports<'a> {
     pub http: Rc<dyn HttpClient>,
     /// Where log lines go.
     pub log: &'a dyn Log,
+    /// Message publishing (notifications).
+    pub pubsub: &'a dyn PubSub,
 }
 
 impl Ports<'_> {

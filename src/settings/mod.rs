@@ -128,6 +128,16 @@ variables! {
     /// Seconds an upload, stage or import may go without progress before it
     /// counts as abandoned (the image takes data again, its bytes are reclaimed).
     StaleUploadSeconds = "stale_upload_seconds", "600";
+    /// Where notifications go: `noop`, `redis`, `webhook`, or `redis,webhook`.
+    NotificationDriver = "notification_driver", "noop";
+    /// The Redis server notifications are published to (an allowed outbound host).
+    NotificationRedisUrl = "notification_redis_url", "redis://127.0.0.1:6379";
+    /// The Redis channel (oslo.messaging's topic and priority).
+    NotificationRedisChannel = "notification_redis_channel", "notifications.info";
+    /// The URL CloudEvents are POSTed to.
+    NotificationWebhookUrl = "notification_webhook_url", "http://127.0.0.1:9797/notifications";
+    /// The webhook's origin, as the manifest grants it (must match the URL's).
+    NotificationWebhookHost = "notification_webhook_host", "http://127.0.0.1:9797";
 }
 
 /// The value of `var`, trimmed; the default when unset or blank.
@@ -189,6 +199,21 @@ pub(crate) fn parse_size(s: &str) -> Option<u64> {
 /// Reads every section (and the policy overrides), so a broken configuration
 /// is found once, at start-up, with a message naming the variable.
 pub fn check(vars: &dyn Variables) -> Result<(), ConfigError> {
+    for driver in list(vars, Var::NotificationDriver) {
+        if !["noop", "redis", "webhook"].contains(&driver.as_str()) {
+            return Err(ConfigError(format!(
+                "notification_driver: unknown driver '{driver}' (noop, redis, webhook)"
+            )));
+        }
+    }
+    let webhook = value(vars, Var::NotificationWebhookUrl);
+    let host = value(vars, Var::NotificationWebhookHost);
+    if !webhook.starts_with(&format!("{}/", host.trim_end_matches('/'))) && webhook != host {
+        return Err(ConfigError(format!(
+            "notification_webhook_url {webhook} is not on notification_webhook_host {host} \
+             (the host the manifest lets the components reach)"
+        )));
+    }
     AuthSettings::load(vars)?;
     ImageLimits::load(vars)?;
     StoreSettings::load(vars)?;

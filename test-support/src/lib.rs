@@ -12,8 +12,10 @@
 //!   ([`Runtime`], `GLANCE_RUNTIME`), started by [`Service::builder`].
 //! - [`keystone`]: a real Keystone on loopback; [`proxy`]: a counting proxy.
 //! - [`cache`]: installs kept between runs (virtualenvs); [`python`]: the
-//!   Python clients and moto; [`cli`]: `openstack` and `osc`.
+//!   Python clients and moto; [`cli`]: `openstack` and `osc`; [`redis`]: a
+//!   real `redis-server` (Debian's, unpacked into the cache).
 //! - [`data`]: reproducible test bytes and Glance's hashes of them.
+//! - [`netns`]: network namespaces of a test's own (clients that are not loopback).
 
 pub mod http;
 mod temp;
@@ -27,11 +29,15 @@ pub mod data;
 #[cfg(feature = "service")]
 pub mod keystone;
 #[cfg(feature = "service")]
+pub mod netns;
+#[cfg(feature = "service")]
 pub mod process;
 #[cfg(feature = "service")]
 pub mod proxy;
 #[cfg(feature = "service")]
 pub mod python;
+#[cfg(feature = "service")]
+pub mod redis;
 #[cfg(feature = "service")]
 pub mod service;
 
@@ -41,6 +47,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 pub use http::{Client, Payload, Response};
+#[cfg(feature = "service")]
+pub use netns::Netns;
 #[cfg(feature = "service")]
 pub use service::{shared, Runtime, Service, ServiceBuilder};
 pub use temp::TempDir;

@@ -2,6 +2,13 @@
 //! `glance-host` (the default) or by real Spin, on a free loopback port with
 //! a state directory of its own.
 //!
+//! A test that needs a client whose address is not loopback starts it in a
+//! network namespace of its own instead ([`ServiceBuilder::netns`], listening
+//! on the namespace's veth address with [`ServiceBuilder::listen_ip`]): the
+//! runtime runs under `ip netns exec NAME`, and its readiness is probed from
+//! a thread inside the namespace. Such a service is reached only from inside
+//! (see [`crate::netns`]).
+//!
 //! The runtime is chosen by `GLANCE_RUNTIME=glance-host|spin` ([`Runtime`]).
 //! Spin is `$SPIN_BIN`, by default `<workspace>/../shared/spin/spin` when that
 //! file exists, run as `spin up --from <root>/spin.toml --listen 127.0.0.1:PORT
@@ -23,7 +30,7 @@
 //! variables, e.g. `GLANCE_HOST_KV_FAIL_SETS_AFTER`) do nothing on Spin.
 
 use std::fs::OpenOptions;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, Once, OnceLock};
@@ -32,6 +39,7 @@ use std::time::{Duration, Instant};
 use crate::cache::cache_dir;
 use crate::http::probe;
 use crate::keystone::{Keystone, PASSWORD, SERVICE_PROJECT, SERVICE_USER};
+use crate::netns::{enter_and_run, Netns};
 use crate::process::{children, kill_group, own_group, register_group, spawn_tied};
 use crate::{free_port, proc_status_kib, report, root, tail, target_dir, Client, TempDir};
 
@@ -150,9 +158,14 @@ pub fn built_host() -> PathBuf {
 #[derive(Clone, Debug, Default)]
 pub struct ServiceBuilder {
     env: Vec<(String, String)>,
+    /// The `[key_value_store.image_data]` table's body; None: a `spin` file
+    /// in the state directory.
+    image_data: Option<String>,
     runtime_config: String,
     state_dir: Option<PathBuf>,
     runtime: Option<Runtime>,
+    netns: Option<String>,
+    listen_ip: Option<IpAddr>,
 }
 
 impl ServiceBuilder {
@@ -199,6 +212,14 @@ impl ServiceBuilder {
         self
     }
 
+    /// The body of the `[key_value_store.image_data]` table (e.g.
+    /// `type = "redis"` with its `url`) instead of a file in the state
+    /// directory; `stored_chunks` then counts nothing.
+    pub fn image_data_store(mut self, toml: &str) -> Self {
+        self.image_data = Some(toml.to_string());
+        self
+    }
+
     /// Uses `dir` as the state directory (kept: the caller owns it), e.g.
     /// to start again on the data of a stopped service.
     pub fn state_dir(mut self, dir: &Path) -> Self {
@@ -209,6 +230,22 @@ impl ServiceBuilder {
     /// This runtime instead of `GLANCE_RUNTIME`'s.
     pub fn runtime(mut self, runtime: Runtime) -> Self {
         self.runtime = Some(runtime);
+        self
+    }
+
+    /// Runs the runtime inside the network namespace `ns` (`ip netns exec
+    /// NAME glance-host|spin up ...`); `ns` must outlive the service. Its
+    /// readiness is probed from inside `ns`; with it, [`Service::client`]
+    /// works only on a thread inside `ns` ([`Netns::run`]).
+    pub fn netns(mut self, ns: &Netns) -> Self {
+        self.netns = Some(ns.name().to_string());
+        self
+    }
+
+    /// Listens on `ip` (e.g. a veth address in [`netns`](Self::netns))
+    /// instead of 127.0.0.1; the port is still a free one.
+    pub fn listen_ip(mut self, ip: IpAddr) -> Self {
+        self.listen_ip = Some(ip);
         self
     }
 
@@ -228,7 +265,8 @@ impl ServiceBuilder {
         };
         let program = runtime.program();
         let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let ip = self.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let addr = SocketAddr::new(ip, port);
         let child = spawn(runtime, &program, &self, &state_dir, addr);
         let svc = Service {
             base: format!("http://{addr}"),
@@ -267,8 +305,11 @@ fn spawn(
     std::fs::write(
         &runtime_config,
         format!(
-            "[key_value_store.image_data]\ntype = \"spin\"\npath = \"{}\"\n{}",
-            state_dir.join("image_data.db").display(),
+            "[key_value_store.image_data]\n{}\n{}",
+            settings.image_data.clone().unwrap_or_else(|| format!(
+                "type = \"spin\"\npath = \"{}\"",
+                state_dir.join("image_data.db").display()
+            )),
             settings.runtime_config
         ),
     )
@@ -280,7 +321,15 @@ fn spawn(
             .open(state_dir.join(name))
             .unwrap_or_else(|e| panic!("{name}: {e}"))
     };
-    let mut cmd = Command::new(program);
+    let mut cmd = match &settings.netns {
+        // `ip` execs the program: the child is still the runtime itself.
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => Command::new(program),
+    };
     cmd.args(["up", "--from"])
         .arg(root().join("spin.toml"))
         .args(["--listen", &addr.to_string(), "--state-dir"])
@@ -313,7 +362,8 @@ fn spawn(
 
 /// A running service (stopped when dropped).
 pub struct Service {
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (or the address given to
+    /// [`ServiceBuilder::listen_ip`])
     pub base: String,
     /// Socket address of the service.
     pub addr: SocketAddr,
@@ -371,7 +421,13 @@ impl Service {
             if let Ok(Some(status)) = self.child().try_wait() {
                 panic!("{name} exited early: {status}\n{}", self.logs());
             }
-            last = probe(self.addr, "/versions", Duration::from_secs(10)).or(last);
+            let addr = self.addr;
+            let answer = || probe(addr, "/versions", Duration::from_secs(10));
+            let answer = match &self.settings.netns {
+                Some(ns) => enter_and_run(ns, answer),
+                None => answer(),
+            };
+            last = answer.or(last);
             if last == Some(200) {
                 // Known while serving (Spin's server is a child process).
                 self.pid();
@@ -413,6 +469,31 @@ impl Service {
     /// The serving process's resident memory in bytes (VmRSS).
     pub fn rss(&self) -> u64 {
         proc_status_kib(self.pid(), "VmRSS").expect("VmRSS") * 1024
+    }
+
+    /// Runs `work` while sampling the serving process's resident memory
+    /// every 10 ms; returns what `work` returned and the peak seen (at least
+    /// the memory before it started).
+    pub fn peak_rss_during<T>(&self, work: impl FnOnce() -> T) -> (T, u64) {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let peak = Arc::new(AtomicU64::new(self.rss()));
+        let done = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let (peak, done, pid) = (peak.clone(), done.clone(), self.pid());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    if let Some(kb) = proc_status_kib(pid, "VmRSS") {
+                        peak.fetch_max(kb * 1024, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        };
+        let out = work();
+        done.store(true, Ordering::Relaxed);
+        let _ = sampler.join();
+        (out, peak.load(Ordering::Relaxed))
     }
 
     /// Number of image data chunks in the key-value store (read straight

@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 
 pub use outbound::SpinHttp;
-pub use ports::{SpinDb, SpinKvOpener, SpinLog, SpinVars};
+pub use ports::{SpinDb, SpinKvOpener, SpinLog, SpinPubSub, SpinVars};
 
 /// A core service: one of `glance_core::api::{images, members, discovery}::handle`.
 pub type Service = fn(&Ports, ApiRequest) -> ApiResponse;
@@ -43,6 +43,7 @@ pub fn serve(req: IncomingRequest, out: ResponseOutparam, service: Service) {
         kv: &SpinKvOpener,
         http: Rc::new(SpinHttp),
         log: &SpinLog,
+        pubsub: &SpinPubSub,
     };
     let api_req = ApiRequest::new(
         method,

@@ -4,7 +4,7 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use glance_core::ports::{Database, KeyValue, KeyValueOpener, Rows, SqlValue, StoreError};
-use glance_core::ports::{Level, Log, Variables};
+use glance_core::ports::{Level, Log, OutboundError, PubSub, Variables};
 use spin_sdk::key_value::Store;
 use spin_sdk::sqlite::{Connection, Value};
 
@@ -88,10 +88,17 @@ impl Variables for SpinVars {
     }
 }
 
-/// A Spin key-value store, opened on first use.
+/// Image chunks gathered per `set-many`: Spin's `spin` key-value type runs it
+/// as one SQLite transaction (crates/key-value-spin `set_many`), so eight
+/// chunks cost the fsyncs of one (a 32 MiB upload: 136 -> 44 fsyncs).
+const CHUNKS_PER_BATCH: usize = 8;
+
+/// A Spin key-value store, opened on first use (by `fermyon:spin/key-value`,
+/// and by `wasi:keyvalue` for batches).
 pub struct SpinKv {
     label: String,
     store: OnceCell<Store>,
+    bucket: OnceCell<spin_sdk::wit::wasi::keyvalue::store::Bucket>,
 }
 
 impl SpinKv {
@@ -126,6 +133,27 @@ impl KeyValue for SpinKv {
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         self.store()?.exists(key).map_err(kv_err)
     }
+
+    fn batch_hint(&self) -> usize {
+        CHUNKS_PER_BATCH
+    }
+
+    fn set_many(&self, items: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        use spin_sdk::wit::wasi::keyvalue::{batch, store};
+        let bucket = match self.bucket.get() {
+            Some(b) => b,
+            None => {
+                let b = store::open(&self.label).map_err(|e| {
+                    StoreError(format!(
+                        "cannot open key-value bucket {}: {e:?}",
+                        self.label
+                    ))
+                })?;
+                self.bucket.get_or_init(|| b)
+            }
+        };
+        batch::set_many(bucket, items).map_err(|e| StoreError(format!("{e:?}")))
+    }
 }
 
 /// Opens Spin key-value stores by label.
@@ -136,6 +164,7 @@ impl KeyValueOpener for SpinKvOpener {
         Ok(Rc::new(SpinKv {
             label: label.to_string(),
             store: OnceCell::new(),
+            bucket: OnceCell::new(),
         }))
     }
 }
@@ -147,5 +176,18 @@ pub struct SpinLog;
 impl Log for SpinLog {
     fn line(&self, level: Level, text: &str) {
         eprintln!("{} {text}", level.as_str());
+    }
+}
+
+/// Publishing over Spin's outbound Redis (`fermyon:spin/redis`); the address
+/// must be one of the component's allowed outbound hosts.
+pub struct SpinPubSub;
+
+impl PubSub for SpinPubSub {
+    fn publish(&self, address: &str, channel: &str, payload: &[u8]) -> Result<(), OutboundError> {
+        let conn = spin_sdk::redis::Connection::open(address)
+            .map_err(|e| OutboundError::Io(format!("cannot reach {address}: {e:?}")))?;
+        conn.publish(channel, &payload.to_vec())
+            .map_err(|e| OutboundError::Io(format!("publish to {address}: {e:?}")))
     }
 }

@@ -1,4 +1,5 @@
-//! `fermyon:spin/key-value@2.0.0` backed by SQLite, like Spin's `spin` store type.
+//! `fermyon:spin/key-value@2.0.0`, and `wasi:keyvalue/store` and `batch`
+//! (0.2.0-draft2), backed by SQLite, like Spin's `spin` store type.
 //!
 //! Mirrors spinframework/spin crates/key-value-spin/src/store.rs and
 //! crates/factor-key-value/src/host.rs:
@@ -9,7 +10,13 @@
 //! - `open(label)` of a label the component was not granted is `access-denied` (whether or
 //!   not the label exists: ungranted labels are never looked up);
 //! - `get` and `get-keys` results larger than 128 MiB are `other("query result exceeds
-//!   limit of 134217728 bytes")`; SQLite errors are `other(message)`.
+//!   limit of 134217728 bytes")`; SQLite errors are `other(message)`;
+//! - `wasi:keyvalue/store.open` and the Spin `open` share the labels, the grants and the
+//!   limit of 256 open handles (a full table is `other("store table full")` there); an
+//!   unknown bucket handle is `no-such-store` (a Spin store handle traps);
+//! - `batch.set-many` writes every pair in one SQLite transaction (all or none);
+//!   `get-many` answers only the keys that exist (`SELECT .. WHERE key IN rarray(..)`, in
+//!   SQLite's order); `delete-many` is one statement; an empty list does nothing.
 //!
 //! Unlike Spin, file-backed stores use WAL journaling with `synchronous=NORMAL` and
 //! 64 KiB pages, and their reads (`get`, `exists`, `get-keys`) go through a second
@@ -27,6 +34,7 @@ use wasmtime::component::{Resource, ResourceTable};
 
 use super::{ensure_parent_dir, MAX_HOST_BUFFERED_BYTES, MAX_OPEN_HANDLES};
 use crate::bindings::key_value::{self, Error};
+use crate::bindings::{wasi_kv_batch, wasi_kv_store};
 use crate::runtime_config::DbLocation;
 
 /// One configured store label: where it lives and its (lazily opened) connections.
@@ -105,6 +113,8 @@ fn open_connection(location: &DbLocation) -> anyhow::Result<Connection> {
             conn
         }
     };
+    // `rarray()` for the batch statements, as in Spin.
+    rusqlite::vtab::array::load_module(&conn)?;
     conn.execute(
         "CREATE TABLE IF NOT EXISTS spin_key_value (
            store TEXT NOT NULL,
@@ -125,6 +135,7 @@ fn open_connection(location: &DbLocation) -> anyhow::Result<Connection> {
 fn open_reader(path: &std::path::Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
+    rusqlite::vtab::array::load_module(&conn)?;
     Ok(conn)
 }
 
@@ -171,6 +182,9 @@ pub struct StoreHandle {
     backend: Arc<Backend>,
 }
 
+/// The `wasi:keyvalue` `bucket` resource: an open label.
+pub struct BucketHandle(StoreHandle);
+
 /// One instance's view of key-value: its grants and open stores.
 pub struct KeyValueInstance {
     allowed: Arc<HashSet<String>>,
@@ -197,7 +211,183 @@ impl KeyValueInstance {
             .map_err(|_| wasmtime::format_err!("invalid key-value store handle"))?;
         Ok((h.name.clone(), h.backend.clone()))
     }
+
+    /// A bucket's label and backend; an unknown handle is `no-such-store`, as in Spin.
+    fn bucket(
+        &self,
+        r: &Resource<BucketHandle>,
+    ) -> Result<(String, Arc<Backend>), wasi_kv_store::Error> {
+        let h = self
+            .table
+            .get(r)
+            .map_err(|_| wasi_kv_store::Error::NoSuchStore)?;
+        Ok((h.0.name.clone(), h.0.backend.clone()))
+    }
+
+    /// Spin's `open`: the grant, then the label, then room in the table.
+    async fn open_label(&mut self, label: String) -> Result<StoreHandle, Error> {
+        if !self.allowed.contains(&label) {
+            return Err(Error::AccessDenied);
+        }
+        let Some(backend) = self.app.backend(&label).cloned() else {
+            return Err(Error::NoSuchStore);
+        };
+        if self.open >= MAX_OPEN_HANDLES {
+            return Err(Error::StoreTableFull);
+        }
+        // Opening the database file is blocking I/O; it happens once per label.
+        if backend.connection.get().is_none() {
+            let b = backend.clone();
+            blocking(move || b.connection().map(drop)).await?;
+        }
+        Ok(StoreHandle {
+            name: label,
+            backend,
+        })
+    }
 }
+
+/// Spin's `to_wasi_err`.
+fn to_wasi(e: Error) -> wasi_kv_store::Error {
+    match e {
+        Error::AccessDenied => wasi_kv_store::Error::AccessDenied,
+        Error::NoSuchStore => wasi_kv_store::Error::NoSuchStore,
+        Error::StoreTableFull => wasi_kv_store::Error::Other("store table full".into()),
+        Error::Other(m) => wasi_kv_store::Error::Other(m),
+    }
+}
+
+/// What `get-many` answers: the keys found, with their values.
+type Found = Vec<(String, Option<Vec<u8>>)>;
+
+/// The statements every interface shares, on a label's backend.
+mod ops {
+    use super::*;
+
+    pub fn get(backend: &Backend, name: &str, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let conn = backend.reader()?;
+        let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        read_value(&conn, name, key)
+    }
+
+    pub fn set(backend: &Backend, name: &str, key: &str, value: &[u8]) -> Result<(), Error> {
+        let conn = backend.connection()?;
+        let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.prepare_cached(UPSERT)
+            .map_err(other)?
+            .execute(rusqlite::params![name, key, value])
+            .map_err(other)?;
+        Ok(())
+    }
+
+    pub fn delete(backend: &Backend, name: &str, key: &str) -> Result<(), Error> {
+        let conn = backend.connection()?;
+        let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.prepare_cached("DELETE FROM spin_key_value WHERE store=$1 AND key=$2")
+            .map_err(other)?
+            .execute([name, key])
+            .map_err(other)?;
+        Ok(())
+    }
+
+    pub fn exists(backend: &Backend, name: &str, key: &str) -> Result<bool, Error> {
+        let conn = backend.reader()?;
+        let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        let found = conn
+            .prepare_cached("SELECT 1 FROM spin_key_value WHERE store=$1 AND key=$2")
+            .map_err(other)?
+            .exists([name, key])
+            .map_err(other);
+        found
+    }
+
+    pub fn keys(backend: &Backend, name: &str) -> Result<Vec<String>, Error> {
+        let conn = backend.reader()?;
+        let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = conn
+            .prepare_cached("SELECT key FROM spin_key_value WHERE store=$1")
+            .map_err(other)?;
+        let mut rows = stmt.query([name]).map_err(other)?;
+        let mut keys = Vec::new();
+        let mut size = std::mem::size_of::<Vec<String>>();
+        while let Some(row) = rows.next().map_err(other)? {
+            let key: String = row.get(0).map_err(other)?;
+            size += std::mem::size_of::<String>() + key.len();
+            if size > MAX_HOST_BUFFERED_BYTES {
+                return Err(too_large());
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    fn key_array(keys: Vec<String>) -> std::rc::Rc<Vec<rusqlite::types::Value>> {
+        std::rc::Rc::new(keys.into_iter().map(rusqlite::types::Value::from).collect())
+    }
+
+    /// Spin's `get_many`: the pairs of the keys that exist.
+    pub fn get_many(backend: &Backend, name: &str, keys: Vec<String>) -> Result<Found, Error> {
+        let conn = backend.reader()?;
+        let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT key, value FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
+            )
+            .map_err(other)?;
+        let mut rows = stmt
+            .query(rusqlite::named_params! {":name": name, ":keys": key_array(keys)})
+            .map_err(other)?;
+        let mut out = Vec::new();
+        let mut size = std::mem::size_of::<Vec<String>>();
+        while let Some(row) = rows.next().map_err(other)? {
+            let key: String = row.get(0).map_err(other)?;
+            let value: Option<Vec<u8>> = row.get(1).map_err(other)?;
+            size += std::mem::size_of::<(String, Option<Vec<u8>>)>()
+                + key.len()
+                + value.as_ref().map_or(0, Vec::len);
+            if size > MAX_HOST_BUFFERED_BYTES {
+                return Err(too_large());
+            }
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// Spin's `set_many`: every pair in one transaction.
+    pub fn set_many(
+        backend: &Backend,
+        name: &str,
+        pairs: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), Error> {
+        let conn = backend.connection()?;
+        let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction().map_err(other)?;
+        {
+            let mut stmt = tx.prepare_cached(UPSERT).map_err(other)?;
+            for (key, value) in &pairs {
+                stmt.execute(rusqlite::params![name, key, value])
+                    .map_err(other)?;
+            }
+        }
+        tx.commit().map_err(other)
+    }
+
+    /// Spin's `delete_many`: one statement.
+    pub fn delete_many(backend: &Backend, name: &str, keys: Vec<String>) -> Result<(), Error> {
+        let conn = backend.connection()?;
+        let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.prepare_cached(
+            "DELETE FROM spin_key_value WHERE store=:name AND key IN rarray(:keys)",
+        )
+        .map_err(other)?
+        .execute(rusqlite::named_params! {":name": name, ":keys": key_array(keys)})
+        .map_err(other)?;
+        Ok(())
+    }
+}
+
+const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT(store, key) DO UPDATE SET value=$3";
 
 fn other(e: impl std::fmt::Display) -> Error {
     Error::Other(e.to_string())
@@ -293,26 +483,11 @@ impl key_value::HostStore for KeyValueInstance {
         &mut self,
         label: String,
     ) -> wasmtime::Result<Result<Resource<StoreHandle>, Error>> {
-        if !self.allowed.contains(&label) {
-            return Ok(Err(Error::AccessDenied));
-        }
-        let Some(backend) = self.app.backend(&label).cloned() else {
-            return Ok(Err(Error::NoSuchStore));
+        let handle = match self.open_label(label).await {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(e)),
         };
-        if self.open >= MAX_OPEN_HANDLES {
-            return Ok(Err(Error::StoreTableFull));
-        }
-        // Opening the database file is blocking I/O; it happens once per label.
-        if backend.connection.get().is_none() {
-            let b = backend.clone();
-            if let Err(e) = blocking(move || b.connection().map(drop)).await {
-                return Ok(Err(e));
-            }
-        }
-        let handle = self.table.push(StoreHandle {
-            name: label,
-            backend,
-        })?;
+        let handle = self.table.push(handle)?;
         self.open += 1;
         Ok(Ok(handle))
     }
@@ -323,12 +498,7 @@ impl key_value::HostStore for KeyValueInstance {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let (name, backend) = self.store(&store)?;
-        Ok(blocking(move || {
-            let conn = backend.reader()?;
-            let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            read_value(&conn, &name, &key)
-        })
-        .await)
+        Ok(blocking(move || ops::get(&backend, &name, &key)).await)
     }
 
     async fn set(
@@ -341,19 +511,7 @@ impl key_value::HostStore for KeyValueInstance {
         if injected_set_fault() {
             return Ok(Err(Error::Other("injected fault".into())));
         }
-        Ok(blocking(move || {
-            let conn = backend.connection()?;
-            let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            conn.prepare_cached(
-                "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT(store, key) DO UPDATE SET value=$3",
-            )
-            .map_err(other)?
-            .execute(rusqlite::params![name, key, value])
-            .map_err(other)?;
-            Ok(())
-        })
-        .await)
+        Ok(blocking(move || ops::set(&backend, &name, &key, &value)).await)
     }
 
     async fn delete(
@@ -362,16 +520,7 @@ impl key_value::HostStore for KeyValueInstance {
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         let (name, backend) = self.store(&store)?;
-        Ok(blocking(move || {
-            let conn = backend.connection()?;
-            let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            conn.prepare_cached("DELETE FROM spin_key_value WHERE store=$1 AND key=$2")
-                .map_err(other)?
-                .execute([&name, &key])
-                .map_err(other)?;
-            Ok(())
-        })
-        .await)
+        Ok(blocking(move || ops::delete(&backend, &name, &key)).await)
     }
 
     async fn exists(
@@ -380,17 +529,7 @@ impl key_value::HostStore for KeyValueInstance {
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
         let (name, backend) = self.store(&store)?;
-        Ok(blocking(move || {
-            let conn = backend.reader()?;
-            let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            let found = conn
-                .prepare_cached("SELECT 1 FROM spin_key_value WHERE store=$1 AND key=$2")
-                .map_err(other)?
-                .exists([&name, &key])
-                .map_err(other);
-            found
-        })
-        .await)
+        Ok(blocking(move || ops::exists(&backend, &name, &key)).await)
     }
 
     async fn get_keys(
@@ -398,32 +537,165 @@ impl key_value::HostStore for KeyValueInstance {
         store: Resource<StoreHandle>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let (name, backend) = self.store(&store)?;
-        Ok(blocking(move || {
-            let conn = backend.reader()?;
-            let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            let mut stmt = conn
-                .prepare_cached("SELECT key FROM spin_key_value WHERE store=$1")
-                .map_err(other)?;
-            let mut rows = stmt.query([&name]).map_err(other)?;
-            let mut keys = Vec::new();
-            let mut size = std::mem::size_of::<Vec<String>>();
-            while let Some(row) = rows.next().map_err(other)? {
-                let key: String = row.get(0).map_err(other)?;
-                size += std::mem::size_of::<String>() + key.len();
-                if size > MAX_HOST_BUFFERED_BYTES {
-                    return Err(too_large());
-                }
-                keys.push(key);
-            }
-            Ok(keys)
-        })
-        .await)
+        Ok(blocking(move || ops::keys(&backend, &name)).await)
     }
 
     async fn drop(&mut self, store: Resource<StoreHandle>) -> wasmtime::Result<()> {
         self.table.delete(store)?;
         self.open = self.open.saturating_sub(1);
         Ok(())
+    }
+}
+
+type WasiResult<T> = wasmtime::Result<Result<T, wasi_kv_store::Error>>;
+
+impl wasi_kv_store::Host for KeyValueInstance {
+    async fn open(&mut self, identifier: String) -> WasiResult<Resource<BucketHandle>> {
+        let handle = match self.open_label(identifier).await {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(to_wasi(e))),
+        };
+        let handle = self.table.push(BucketHandle(handle))?;
+        self.open += 1;
+        Ok(Ok(handle))
+    }
+}
+
+impl wasi_kv_store::HostBucket for KeyValueInstance {
+    async fn get(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+    ) -> WasiResult<Option<Vec<u8>>> {
+        let (name, backend) = match self.bucket(&bucket) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(blocking(move || ops::get(&backend, &name, &key))
+            .await
+            .map_err(to_wasi))
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> WasiResult<()> {
+        let (name, backend) = match self.bucket(&bucket) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        if injected_set_fault() {
+            return Ok(Err(wasi_kv_store::Error::Other("injected fault".into())));
+        }
+        Ok(blocking(move || ops::set(&backend, &name, &key, &value))
+            .await
+            .map_err(to_wasi))
+    }
+
+    async fn delete(&mut self, bucket: Resource<BucketHandle>, key: String) -> WasiResult<()> {
+        let (name, backend) = match self.bucket(&bucket) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(blocking(move || ops::delete(&backend, &name, &key))
+            .await
+            .map_err(to_wasi))
+    }
+
+    async fn exists(&mut self, bucket: Resource<BucketHandle>, key: String) -> WasiResult<bool> {
+        let (name, backend) = match self.bucket(&bucket) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(blocking(move || ops::exists(&backend, &name, &key))
+            .await
+            .map_err(to_wasi))
+    }
+
+    /// As in Spin: every key at once; a cursor is `other("list_keys: cursor not supported")`.
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        cursor: Option<String>,
+    ) -> WasiResult<wasi_kv_store::KeyResponse> {
+        if cursor.is_some() {
+            return Ok(Err(wasi_kv_store::Error::Other(
+                "list_keys: cursor not supported".into(),
+            )));
+        }
+        let (name, backend) = match self.bucket(&bucket) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(blocking(move || ops::keys(&backend, &name))
+            .await
+            .map(|keys| wasi_kv_store::KeyResponse { keys, cursor: None })
+            .map_err(to_wasi))
+    }
+
+    async fn drop(&mut self, bucket: Resource<BucketHandle>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        self.open = self.open.saturating_sub(1);
+        Ok(())
+    }
+}
+
+impl wasi_kv_batch::Host for KeyValueInstance {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> WasiResult<Found> {
+        let (name, backend) = match self.bucket(&bucket) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        if keys.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        Ok(blocking(move || ops::get_many(&backend, &name, keys))
+            .await
+            .map_err(to_wasi))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> WasiResult<()> {
+        let (name, backend) = match self.bucket(&bucket) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        if key_values.is_empty() {
+            return Ok(Ok(()));
+        }
+        // The test fault counts a `set-many` as one `set`.
+        if injected_set_fault() {
+            return Ok(Err(wasi_kv_store::Error::Other("injected fault".into())));
+        }
+        Ok(blocking(move || ops::set_many(&backend, &name, key_values))
+            .await
+            .map_err(to_wasi))
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> WasiResult<()> {
+        let (name, backend) = match self.bucket(&bucket) {
+            Ok(b) => b,
+            Err(e) => return Ok(Err(e)),
+        };
+        if keys.is_empty() {
+            return Ok(Ok(()));
+        }
+        Ok(blocking(move || ops::delete_many(&backend, &name, keys))
+            .await
+            .map_err(to_wasi))
     }
 }
 
@@ -548,6 +820,95 @@ mod tests {
             }
             kv.drop(s).await.unwrap();
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn batch_in_one_transaction_and_shared_handles() {
+        let (dir, app) = file_and_memory_stores("kv-batch");
+        let mut kv = instance(&["default"], app.clone());
+        let b = wasi_kv_store::Host::open(&mut kv, "default".into())
+            .await
+            .unwrap()
+            .unwrap();
+        let commits = Arc::new(AtomicI64::new(0));
+        {
+            let c = commits.clone();
+            let conn = app.backend("default").unwrap().connection().unwrap();
+            conn.lock().unwrap().commit_hook(Some(move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                false
+            }));
+        }
+        let pairs: Vec<(String, Vec<u8>)> = (0..5)
+            .map(|i| (format!("k{i}"), vec![i as u8; 100_000]))
+            .collect();
+        wasi_kv_batch::Host::set_many(&mut kv, Resource::new_borrow(b.rep()), pairs)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(commits.load(Ordering::SeqCst), 1, "one transaction");
+        let mut got = wasi_kv_batch::Host::get_many(
+            &mut kv,
+            Resource::new_borrow(b.rep()),
+            vec!["k4".into(), "nope".into(), "k0".into()],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        got.sort();
+        assert_eq!(got.len(), 2, "only keys that exist");
+        assert_eq!(got[0], ("k0".to_string(), Some(vec![0u8; 100_000])));
+        wasi_kv_batch::Host::delete_many(
+            &mut kv,
+            Resource::new_borrow(b.rep()),
+            vec!["k0".into(), "k1".into()],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let keys =
+            wasi_kv_store::HostBucket::list_keys(&mut kv, Resource::new_borrow(b.rep()), None)
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(keys.keys.len(), 3);
+        assert!(matches!(
+            wasi_kv_store::HostBucket::list_keys(
+                &mut kv,
+                Resource::new_borrow(b.rep()),
+                Some("c".into())
+            )
+            .await
+            .unwrap(),
+            Err(wasi_kv_store::Error::Other(_))
+        ));
+        // An unknown bucket handle is no-such-store, not a trap.
+        assert!(matches!(
+            wasi_kv_store::HostBucket::get(&mut kv, Resource::new_borrow(9999), "k".into())
+                .await
+                .unwrap(),
+            Err(wasi_kv_store::Error::NoSuchStore)
+        ));
+        // Buckets and Spin stores share the 256-handle table.
+        let mut held = Vec::new();
+        for _ in 1..MAX_OPEN_HANDLES {
+            held.push(
+                HostStore::open(&mut kv, "default".into())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        assert!(matches!(
+            wasi_kv_store::Host::open(&mut kv, "default".into()).await.unwrap(),
+            Err(wasi_kv_store::Error::Other(m)) if m == "store table full"
+        ));
+        assert!(matches!(
+            HostStore::open(&mut kv, "default".into()).await.unwrap(),
+            Err(Error::StoreTableFull)
+        ));
+        wasi_kv_store::HostBucket::drop(&mut kv, b).await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -335,3 +335,207 @@ pub fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
 
 /// FNV-1a's starting value.
 pub const FNV_START: u64 = 0xcbf29ce484222325;
+
+/// Real Spin, when it is here: `$SPIN_BIN`, else `<workspace>/../shared/spin/spin`.
+pub fn real_spin() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("SPIN_BIN").filter(|b| !b.is_empty()) {
+        return Some(PathBuf::from(bin));
+    }
+    let shared = workspace_root().join("../shared/spin/spin");
+    shared
+        .exists()
+        .then(|| shared.canonicalize().unwrap_or(shared))
+}
+
+/// The runtimes a parity test runs on: glance-host, and real Spin when it is here.
+pub fn runtimes() -> Vec<test_support::Runtime> {
+    let mut r = vec![test_support::Runtime::GlanceHost];
+    if real_spin().is_some() {
+        r.push(test_support::Runtime::Spin);
+    } else {
+        test_support::report(
+            "real Spin not found (SPIN_BIN, ../shared/spin/spin): glance-host only",
+        );
+    }
+    r
+}
+
+/// The probe app of `dir` served by glance-host or real Spin.
+pub enum Probe {
+    /// glance-host.
+    Host(Host),
+    /// `spin up` (its process group is killed on drop).
+    Spin {
+        /// `spin up`.
+        child: Child,
+        /// Where it serves.
+        addr: SocketAddr,
+        /// Where its output goes.
+        dir: PathBuf,
+    },
+}
+
+impl Probe {
+    /// Starts the app in `dir` (as [`probe_app`] makes it) on `runtime`, with `env`.
+    pub fn start(dir: &TempDir, runtime: test_support::Runtime, env: &[(&str, &str)]) -> Probe {
+        match runtime {
+            test_support::Runtime::GlanceHost => {
+                let mut cmd = HostCmd::up(dir);
+                for (k, v) in env {
+                    cmd = cmd.env(k, v);
+                }
+                Probe::Host(cmd.start())
+            }
+            test_support::Runtime::Spin => Self::start_spin(dir, env),
+        }
+    }
+
+    fn start_spin(dir: &TempDir, env: &[(&str, &str)]) -> Probe {
+        use test_support::process::{kill_group, own_group, register_group, spawn_tied};
+        let bin = real_spin().expect("real Spin");
+        let port = test_support::free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let log = |name: &str| std::fs::File::create(dir.join(name)).expect("log file");
+        let mut cmd = Command::new(&bin);
+        cmd.args(["up", "--from"])
+            .arg(dir.join("spin.toml"))
+            .args(["--listen", &addr.to_string(), "--state-dir"])
+            .arg(dir.join("state"))
+            .arg("--runtime-config-file")
+            .arg(dir.join("rc.toml"))
+            .current_dir(dir)
+            .env_remove("RUNTIME_CONFIG_FILE")
+            .stdin(Stdio::null())
+            .stdout(log("spin-stdout.log"))
+            .stderr(log("spin-stderr.log"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SPIN_VARIABLE_") || k == "SPIN_HTTP1_MAX_BUF_SIZE" {
+                cmd.env_remove(k);
+            }
+        }
+        if std::env::var_os("SPIN_CACHE").is_none() {
+            cmd.env(
+                "SPIN_CACHE",
+                test_support::cache::cache_dir().join("real-spin"),
+            );
+        }
+        cmd.envs(env.iter().copied());
+        own_group(&mut cmd);
+        let mut child = spawn_tied(cmd, libc::SIGTERM).expect("spawn spin");
+        register_group(child.id());
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "spin exited early: {status}\n{}",
+                    std::fs::read_to_string(dir.join("spin-stderr.log")).unwrap_or_default()
+                );
+            }
+            if test_support::http::probe(addr, "/.well-known/spin/health", Duration::from_secs(5))
+                == Some(200)
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                kill_group(child.id());
+                panic!("spin did not serve on {addr} within 180 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Probe::Spin {
+            child,
+            addr,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Where it serves.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Probe::Host(h) => h.addr,
+            Probe::Spin { addr, .. } => *addr,
+        }
+    }
+
+    /// The process that serves: glance-host, or Spin's `spin trigger http` child.
+    pub fn server_pid(&self) -> u32 {
+        match self {
+            Probe::Host(h) => h.pid(),
+            Probe::Spin { child, .. } => {
+                let kids = test_support::process::children(child.id());
+                kids.iter()
+                    .copied()
+                    .find(|p| {
+                        std::fs::read(format!("/proc/{p}/cmdline"))
+                            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"trigger"))
+                    })
+                    .or(kids.first().copied())
+                    .unwrap_or(child.id())
+            }
+        }
+    }
+
+    /// `glance-host` or `spin`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Probe::Host(_) => "glance-host",
+            Probe::Spin { .. } => "spin",
+        }
+    }
+
+    /// The runtime's standard error so far.
+    pub fn stderr(&self) -> String {
+        match self {
+            Probe::Host(h) => h.stderr(),
+            Probe::Spin { dir, .. } => {
+                std::fs::read_to_string(dir.join("spin-stderr.log")).unwrap_or_default()
+            }
+        }
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Response {
+        request(self.addr(), "GET", path, &[], None)
+    }
+
+    /// `GET path`, body parsed as JSON (panics unless 200).
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let r = self.get(path);
+        assert_eq!(
+            r.status,
+            200,
+            "{}: GET {path}: {} {}",
+            self.name(),
+            r.status,
+            r.text()
+        );
+        r.json()
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        if let Probe::Spin { child, .. } = self {
+            test_support::process::kill_group(child.id());
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends `raw` bytes on a new connection and reads until the server closes it
+/// (or 10 s pass): everything the server sent.
+pub fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(raw).expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out
+}

@@ -16,6 +16,7 @@ use crate::data::stores::StoreId;
 use crate::db::leases::{Lease, LeaseKind};
 use crate::error::{ApiError, ApiResult};
 use crate::image::{ContainerFormat, DiskFormat, Image, Staged, Status};
+use crate::notify::Event;
 
 /// The media type of the request body, without parameters ("" when none).
 fn media_type<'r>(req: &'r ApiRequest) -> &'r str {
@@ -177,8 +178,8 @@ pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         size: expected,
         checksum: None,
     };
-    store_data(ctx, req, &img, &announced)?;
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    let uploaded = store_data(ctx, req, &img, &announced)?;
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT).with_events(uploaded.events))
 }
 
 /// What the client said the data will be; an upload that differs is refused (400).
@@ -206,7 +207,7 @@ pub(crate) fn store_data(
     req: &mut ApiRequest,
     img: &Image,
     announced: &Announced,
-) -> ApiResult<Image> {
+) -> ApiResult<Uploaded> {
     let id = &img.id;
     let store = target_store(ctx, req)?;
     let (max_bytes, too_large) = upload_limit(ctx, img)?;
@@ -219,6 +220,8 @@ pub(crate) fn store_data(
         expected_size: announced.size,
     };
     let (received, held) = receive_claimed(ctx, req, id, Status::Saving, store, &rules)?;
+    let mut preparing = img.clone();
+    preparing.status = Status::Saving;
     let mut facts = received.facts();
     let location = received.location;
     let discard = |why: &str| {
@@ -270,23 +273,43 @@ pub(crate) fn store_data(
         Ok(true)
     });
     match saved {
-        Ok(img) => {
+        Ok(active) => {
             lease::release(ctx.ports, &held);
-            Ok(img)
+            let events = vec![
+                Event::image("image.prepare", &preparing),
+                Event::image("image.upload", &active),
+                Event::image("image.activate", &active),
+            ];
+            Ok(Uploaded {
+                image: active,
+                events,
+            })
         }
         Err(e) => {
             // Deleted (or otherwise changed) meanwhile: the data has no image.
             discard("vanished");
-            Err(if e.status == StatusCode::NOT_FOUND {
-                ApiError::new(
-                    StatusCode::GONE,
-                    format!("Image {id} could not be found after upload. The image may have been deleted during the upload."),
-                )
-            } else {
-                e
-            })
+            if e.status != StatusCode::NOT_FOUND {
+                return Err(e);
+            }
+            Err(ApiError::new(
+                StatusCode::GONE,
+                format!(
+                    "Image {id} could not be found after upload. The image may have been \
+                     deleted during the upload."
+                ),
+            ))
         }
     }
+}
+
+/// An upload's outcome: the image, now active, and the events it makes
+/// (`image.prepare`, `image.upload`, `image.activate`) for the response to
+/// publish.
+pub(crate) struct Uploaded {
+    /// The active image.
+    pub image: Image,
+    /// Its events, in the order they happened.
+    pub events: Vec<Event>,
 }
 
 /// The store and location to read an image's data from: None unless the
@@ -408,5 +431,8 @@ pub(super) fn stage(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<Ap
         return Err(e);
     }
     lease::release(ctx.ports, &held);
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    let mut staging = v.image;
+    staging.status = Status::Uploading;
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT)
+        .with_events(vec![Event::image("image.prepare", &staging)]))
 }

@@ -22,6 +22,7 @@ use crate::db::leases::{Lease, LeaseKind, LeaseRepo};
 use crate::db::tasks::{Task, TaskRepo, API_IMAGE_IMPORT};
 use crate::error::{ApiError, ApiResult};
 use crate::image::Status;
+use crate::notify::Event;
 use crate::ports::Ports;
 
 fn flag(body: &serde_json::Map<String, Value>, name: &str, default: bool) -> ApiResult<bool> {
@@ -213,10 +214,12 @@ pub(super) fn import(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         method,
         stores,
         all_must_succeed,
-        task_id: task.id,
+        task_id: task.id.clone(),
         lease: held,
     };
+    let created = Event::task("task.create", &task);
     let mut resp = ApiResponse::empty(StatusCode::ACCEPTED);
     resp.deferred = Some(Box::new(move |ports: &Ports| import::run(ports, job)));
+    let resp = resp.with_events(vec![created]);
     Ok(resp)
 }

@@ -13,7 +13,8 @@ use crate::db::images::Write;
 use crate::error::{ApiError, ApiResult};
 use crate::image::list_query::ListQuery;
 use crate::image::update::{self, UpdateContext};
-use crate::image::{patch, schema, Image, Visibility};
+use crate::image::{patch, schema, Image, Status, Visibility};
+use crate::notify::Event;
 use crate::settings::ImageLimits;
 use crate::timestamp::Timestamp;
 
@@ -114,7 +115,8 @@ pub(super) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
     let location = format!("{}{}", req.base_url, img.self_link());
     let mut resp = ctx
         .image_response(StatusCode::CREATED, &img)
-        .with_header("location", location);
+        .with_header("location", location)
+        .with_events(vec![Event::image("image.create", &img)]);
     if !ctx.settings.import_methods.is_empty() {
         resp = resp.with_header(
             "OpenStack-image-import-methods",
@@ -221,7 +223,9 @@ pub(super) fn update(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         check_quotas(image, &ctx.limits)?;
         Ok(true)
     })?;
-    Ok(ctx.image_response(StatusCode::OK, &img))
+    Ok(ctx
+        .image_response(StatusCode::OK, &img)
+        .with_events(vec![Event::image("image.update", &img)]))
 }
 
 /// A 403 about an image the rules do not let the caller see becomes 404.
@@ -238,13 +242,13 @@ fn hide_if_invisible(ctx: &Ctx, target: &Target, id: &str, err: ApiError) -> Api
 /// `DELETE /v2/images/{image_id}`.
 pub(super) fn delete(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     req.reject_body()?;
-    delete_image(ctx, &p["image_id"])?;
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    let deleted = delete_image(ctx, &p["image_id"])?;
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT).with_events(vec![deleted]))
 }
 
 /// Deletes image `id` if the caller may (`delete_image`, not protected) and
-/// reclaims its data.
-pub(crate) fn delete_image(ctx: &Ctx, id: &str) -> ApiResult<()> {
+/// reclaims its data; returns the `image.delete` event to publish.
+pub(crate) fn delete_image(ctx: &Ctx, id: &str) -> ApiResult<Event> {
     let access = ctx.access();
     let v = access.load(id)?;
     access.enforce(Rule::DeleteImage, &v)?;
@@ -260,5 +264,8 @@ pub(crate) fn delete_image(ctx: &Ctx, id: &str) -> ApiResult<()> {
         return Err(ApiError::image_not_found(id));
     }
     reclaim::image(ctx.ports, ctx.stores()?, id);
-    Ok(())
+    let mut gone = v.image;
+    gone.status = Status::Deleted;
+    gone.updated_at = Timestamp::now();
+    Ok(Event::image("image.delete", &gone))
 }

@@ -390,6 +390,7 @@ fn deleting_an_image_hands_its_data_over_with_the_record() {
         kv: &h.kv,
         http: h.http.clone(),
         log: &h.log,
+        pubsub: &h.pubsub,
     });
     assert_eq!(chunks_of(&h, &id), 0);
 }
@@ -430,5 +431,71 @@ fn concurrent_patches_do_not_undo_each_other() {
     assert_eq!(
         (img["a"].as_str(), img["b"].as_str()),
         (Some("1"), Some("2"))
+    );
+}
+
+#[test]
+fn notifications_follow_an_image_through_its_life() {
+    let h = Harness::new();
+    h.set("notification_driver", "redis");
+    let owner = as_project("p1", "member");
+    let img = h
+        .json(
+            handle,
+            "POST",
+            "/v2/images",
+            &owner,
+            &json!({"name": "n", "disk_format": "raw", "container_format": "bare"}),
+        )
+        .expect(201);
+    let id = img["id"].as_str().expect("id").to_string();
+    let mut headers = owner.to_vec();
+    headers.push(OCTET);
+    h.call(
+        handle,
+        "PUT",
+        &format!("/v2/images/{id}/file"),
+        &headers,
+        b"data",
+    )
+    .expect(204);
+    h.json(
+        crate::api::members::handle,
+        "POST",
+        &format!("/v2/images/{id}/members"),
+        &owner,
+        &json!({"member": "p2"}),
+    )
+    .expect(200);
+    h.call(handle, "DELETE", &format!("/v2/images/{id}"), &owner, b"")
+        .expect(204);
+    let sent = h.pubsub.messages.borrow();
+    let kinds: Vec<String> = sent
+        .iter()
+        .map(|(address, channel, body)| {
+            assert_eq!(
+                (address.as_str(), channel.as_str()),
+                ("redis://127.0.0.1:6379", "notifications.info")
+            );
+            let doc: serde_json::Value = serde_json::from_slice(body).expect("json");
+            assert_eq!(
+                doc["payload"]["id"]
+                    .as_str()
+                    .or(doc["payload"]["image_id"].as_str()),
+                Some(id.as_str())
+            );
+            doc["event_type"].as_str().expect("event_type").to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "image.create",
+            "image.prepare",
+            "image.upload",
+            "image.activate",
+            "image.member.create",
+            "image.delete"
+        ]
     );
 }

@@ -22,6 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::image::patch::{Dialect, OpKind, PatchOp};
 use crate::image::update::{self, UpdateContext};
 use crate::image::{schema, ContainerFormat, DiskFormat, Image, Status, Visibility};
+use crate::notify::Event;
 use crate::timestamp::Timestamp;
 
 /// `GET /v1/images`: the brief list.
@@ -213,7 +214,8 @@ fn check_properties(meta: &V1Meta) -> ApiResult<()> {
 /// `POST /v1/images`: a new image from headers, with its data if the body
 /// has any (then `active`, else `queued`; formats not given are the data's,
 /// as `files::store_data` says). A create whose data is refused leaves no
-/// image behind.
+/// image behind. Publishes `image.create` (then the upload's events), as
+/// v2's create and upload do.
 pub(crate) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<ApiResponse> {
     let meta = headers::parse(req)?;
     check_sources(ctx, &meta)?;
@@ -254,21 +256,31 @@ pub(crate) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
             e
         }
     })?;
+    let mut events = vec![Event::image("image.create", &img)];
     if data {
-        img = upload(ctx, req, &img, &meta).inspect_err(|_| {
+        let uploaded = upload(ctx, req, &img, &meta).inspect_err(|_| {
             // All or nothing: the client never learnt this image's id.
             if let Err(e) = ctx.repo.delete(&img.id, Timestamp::now()) {
                 ctx.ports
                     .log_error(&format!("removing the refused image {}", img.id), e);
             }
         })?;
+        img = uploaded.image;
+        events.extend(uploaded.events);
     }
     let location = format!("{}/v1/images/{}", req.base_url, img.id);
-    Ok(image_answer(StatusCode::CREATED, &img).with_header("location", location))
+    Ok(image_answer(StatusCode::CREATED, &img)
+        .with_header("location", location)
+        .with_events(events))
 }
 
 /// Stores the body as the data of the queued image `img` (`upload_image`).
-fn upload(ctx: &Ctx, req: &mut ApiRequest, img: &Image, meta: &V1Meta) -> ApiResult<Image> {
+fn upload(
+    ctx: &Ctx,
+    req: &mut ApiRequest,
+    img: &Image,
+    meta: &V1Meta,
+) -> ApiResult<files::Uploaded> {
     let access = ctx.access();
     let v = access.check(img.clone())?;
     access.enforce(Rule::UploadImage, &v)?;
@@ -282,6 +294,8 @@ fn upload(ctx: &Ctx, req: &mut ApiRequest, img: &Image, meta: &V1Meta) -> ApiRes
 /// `PUT /v1/images/{image_id}`: new metadata from headers (properties not
 /// named are purged unless `x-glance-registry-purge-props: false` or data
 /// comes along), then the data if the image is queued and the body has any.
+/// Publishes `image.update` when the metadata changed (then the upload's
+/// events), as v2's update and upload do.
 pub(crate) fn update(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     let id = &p["image_id"];
     let meta = headers::parse(req)?;
@@ -336,10 +350,12 @@ pub(crate) fn update(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         container_format: container.filter(|_| named),
         ..meta.clone()
     };
+    let mut changed = false;
     let mut updated = ctx.modify(id, None, |image| {
         let target = access.check(image.clone())?.target;
         let ops = patch_ops(&changes, image, purge, ctx.repo.has_members(&image.id)?);
-        if ops.is_empty() {
+        changed = !ops.is_empty();
+        if !changed {
             return Ok(false);
         }
         let uctx = UpdateContext {
@@ -352,10 +368,16 @@ pub(crate) fn update(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         check_quotas(image, &ctx.limits)?;
         Ok(true)
     })?;
-    if data {
-        updated = upload(ctx, req, &updated, &meta)?;
+    let mut events = Vec::new();
+    if changed {
+        events.push(Event::image("image.update", &updated));
     }
-    Ok(image_answer(StatusCode::OK, &updated))
+    if data {
+        let uploaded = upload(ctx, req, &updated, &meta)?;
+        updated = uploaded.image;
+        events.extend(uploaded.events);
+    }
+    Ok(image_answer(StatusCode::OK, &updated).with_events(events))
 }
 
 fn op(op: OpKind, attr: &str, value: Option<Value>) -> PatchOp {
@@ -432,9 +454,10 @@ fn patch_ops(meta: &V1Meta, img: &Image, purge: bool, has_members: bool) -> Vec<
     ops
 }
 
-/// `DELETE /v1/images/{image_id}`: 200 with an empty body, as Glance 15.
+/// `DELETE /v1/images/{image_id}`: 200 with an empty body, as Glance 15;
+/// publishes `image.delete`.
 pub(crate) fn delete(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     req.reject_body()?;
-    delete_image(ctx, &p["image_id"])?;
-    Ok(ApiResponse::empty(StatusCode::OK))
+    let deleted = delete_image(ctx, &p["image_id"])?;
+    Ok(ApiResponse::empty(StatusCode::OK).with_events(vec![deleted]))
 }

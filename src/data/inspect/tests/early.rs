@@ -1,6 +1,6 @@
 //! Refusing an upload before it has all been stored.
 
-use super::qemu::{make_image, Scratch};
+use super::qemu::{make_image, qcow2_with_backing_file, Scratch};
 use super::*;
 
 #[test]
@@ -49,20 +49,7 @@ fn early_refusal_never_refuses_a_genuine_qcow2() {
 #[test]
 fn early_refusal_catches_an_unsafe_qcow2() {
     let dir = Scratch::new("earlyunsafe");
-    make_image(&dir, "base.qcow2", &["-f", "qcow2", "base.qcow2", "16M"]);
-    let data = make_image(
-        &dir,
-        "top.qcow2",
-        &[
-            "-f",
-            "qcow2",
-            "-b",
-            "base.qcow2",
-            "-F",
-            "qcow2",
-            "top.qcow2",
-        ],
-    );
+    let data = qcow2_with_backing_file(&dir);
     let mut inspector = FormatInspector::new();
     inspector.feed(&data[..64 * 1024]);
     assert_eq!(

@@ -71,3 +71,22 @@ pub(super) fn make_image(dir: &Scratch, name: &str, args: &[&str]) -> Vec<u8> {
     qemu_img(dir, &all);
     std::fs::read(dir.path(name)).expect("read image")
 }
+
+/// A 16 MiB qcow2 with a backing file (`top.qcow2` over `base.qcow2`): the
+/// classic unsafe image.
+pub(super) fn qcow2_with_backing_file(dir: &Scratch) -> Vec<u8> {
+    make_image(dir, "base.qcow2", &["-f", "qcow2", "base.qcow2", "16M"]);
+    make_image(
+        dir,
+        "top.qcow2",
+        &[
+            "-f",
+            "qcow2",
+            "-b",
+            "base.qcow2",
+            "-F",
+            "qcow2",
+            "top.qcow2",
+        ],
+    )
+}

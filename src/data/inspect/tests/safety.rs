@@ -1,25 +1,12 @@
 //! The formats' safety checks.
 
-use super::qemu::{make_image, Scratch};
+use super::qemu::{make_image, qcow2_with_backing_file, Scratch};
 use super::*;
 
 #[test]
 fn qcow2_backing_file_is_unsafe() {
     let dir = Scratch::new("backing");
-    make_image(&dir, "base.qcow2", &["-f", "qcow2", "base.qcow2", "16M"]);
-    let data = make_image(
-        &dir,
-        "top.qcow2",
-        &[
-            "-f",
-            "qcow2",
-            "-b",
-            "base.qcow2",
-            "-F",
-            "qcow2",
-            "top.qcow2",
-        ],
-    );
+    let data = qcow2_with_backing_file(&dir);
     let inspection = inspect_all(&data);
     assert_eq!(inspection.format, Format::Qcow2);
     assert_eq!(inspection.virtual_size, Some(16 << 20));
