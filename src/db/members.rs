@@ -123,19 +123,19 @@ impl<'a> MemberRepo<'a> {
         rows.rows.first().map(|r| member_from_row(r)).transpose()
     }
 
-    /// Removes every member of `image_id` not in `keep`; returns how many went.
-    pub fn remove_others(&self, image_id: &str, keep: &[&str]) -> Result<usize, StoreError> {
+    /// Removes every member of `image_id` not in `keep`; returns those that went.
+    pub fn remove_others(&self, image_id: &str, keep: &[&str]) -> Result<Vec<Member>, StoreError> {
         let mut params: Vec<SqlValue> = vec![image_id.into()];
         params.extend(keep.iter().map(|k| SqlValue::from(*k)));
         let marks = vec!["?"; keep.len()].join(", ");
         let rows = self.db.execute(
             &format!(
                 "DELETE FROM image_members WHERE image_id = ? AND member NOT IN ({marks}) \
-                 RETURNING member"
+                 RETURNING {COLUMNS}"
             ),
             &params,
         )?;
-        Ok(rows.rows.len())
+        rows.rows.iter().map(|r| member_from_row(r)).collect()
     }
 
     /// The memberships of project `member_id` on live images, oldest first.
@@ -230,9 +230,11 @@ mod tests {
         assert!(!repo.remove("i", "a").unwrap());
         assert_eq!(repo.get("i", "b").unwrap().unwrap().member_id, "b");
         repo.add(&member("i", "c"), 5).unwrap();
-        assert_eq!(repo.remove_others("i", &["c"]).unwrap(), 1);
+        let gone = repo.remove_others("i", &["c"]).unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].member_id, "b");
         assert_eq!(repo.list("i").unwrap().len(), 1);
-        assert_eq!(repo.remove_others("i", &[]).unwrap(), 1);
+        assert_eq!(repo.remove_others("i", &[]).unwrap().len(), 1);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::image::access::Visible;
 use crate::image::member::{Member, MemberStatus};
 use crate::image::Visibility;
+use crate::notify::Event;
 use crate::timestamp::Timestamp;
 
 fn entry(m: &Member) -> Value {
@@ -95,29 +96,32 @@ fn may_share(ctx: &Ctx, v: &Visible, rule: Rule) -> ApiResult<()> {
     Err(ApiError::forbidden("No permission to share that image"))
 }
 
-/// Makes the image ready for members: `private` becomes `shared`; `public`
-/// and `community` images have no members (403).
-fn open_for_members(ctx: &Ctx, v: &Visible) -> ApiResult<()> {
+/// Makes the image ready for members: `private` becomes `shared` (its
+/// `image.update` event returned); `public` and `community` images have no
+/// members (403).
+fn open_for_members(ctx: &Ctx, v: &Visible) -> ApiResult<Option<Event>> {
     match v.image.visibility {
-        Visibility::Shared => return Ok(()),
+        Visibility::Shared => return Ok(None),
         Visibility::Private => {}
         Visibility::Public | Visibility::Community => {
             return Err(ApiError::forbidden("Only shared images have members."))
         }
     }
     let id = &v.image.id;
+    let mut changed = false;
     let outcome = ctx.images.modify(id, Timestamp::now(), |img| {
-        Ok::<_, ApiError>(match img.visibility {
+        changed = match img.visibility {
             Visibility::Private => {
                 img.visibility = Visibility::Shared;
                 true
             }
             Visibility::Shared => false,
             _ => return Err(ApiError::forbidden("Only shared images have members.")),
-        })
+        };
+        Ok::<_, ApiError>(changed)
     })?;
     match outcome {
-        Modified::Done(_) => Ok(()),
+        Modified::Done(img) => Ok(changed.then(|| Event::image("image.update", &img))),
         Modified::Gone => Err(ApiError::image_not_found(id)),
         Modified::Busy => Err(ApiError::conflict(
             "The image was changed by another request; try again.",
@@ -148,18 +152,20 @@ fn can_share_of(doc: &serde_json::Map<String, Value>) -> ApiResult<Option<bool>>
 }
 
 /// Adds `member_id` with `can_share` (default false), or sets `can_share` of
-/// an existing membership when given.
+/// an existing membership when given. A new membership's
+/// `image.member.create` event is returned (Glance's member payload has no
+/// `can_share`, so changing it alone makes none).
 fn put_member(
     ctx: &Ctx,
     image_id: &str,
     member_id: &str,
     can_share: Option<bool>,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Event>> {
     if ctx.members.get(image_id, member_id)?.is_some() {
         if let Some(b) = can_share {
             ctx.members.set_can_share(image_id, member_id, b)?;
         }
-        return Ok(());
+        return Ok(None);
     }
     let now = Timestamp::now();
     let m = Member {
@@ -171,7 +177,8 @@ fn put_member(
         updated_at: now,
     };
     match ctx.members.add(&m, ctx.quota)? {
-        AddOutcome::Added | AddOutcome::Duplicate => Ok(()),
+        AddOutcome::Added => Ok(Some(Event::member("image.member.create", &m))),
+        AddOutcome::Duplicate => Ok(None),
         AddOutcome::OverQuota => {
             let count = ctx.members.list(image_id)?.len();
             Err(over_quota(count + 1, ctx.quota))
@@ -180,7 +187,8 @@ fn put_member(
 }
 
 /// `PUT /v1/images/{image_id}/members/{member_id}`, optionally with
-/// `{"member": {"can_share": bool}}`: 204.
+/// `{"member": {"can_share": bool}}`: 204. Publishes what changed
+/// (`image.update` when the image became `shared`, `image.member.create`).
 pub(crate) fn add(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     let (id, member_id) = (&p["image_id"], &p["member_id"]);
     let can_share = if req.has_body() {
@@ -206,14 +214,21 @@ pub(crate) fn add(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiR
     check_member_id(member_id)?;
     let v = ctx.access().load(id)?;
     may_share(ctx, &v, Rule::AddMember)?;
-    open_for_members(ctx, &v)?;
-    put_member(ctx, id, member_id, can_share)?;
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    let events: Vec<Event> = [
+        open_for_members(ctx, &v)?,
+        put_member(ctx, id, member_id, can_share)?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT).with_events(events))
 }
 
 /// `PUT /v1/images/{image_id}/members` with `{"memberships": [{member_id,
 /// can_share?}]}`: the image's members become exactly these; an existing
-/// member keeps its `can_share` unless the entry gives one. 204.
+/// member keeps its `can_share` unless the entry gives one. 204. Publishes
+/// what changed (`image.update` when the image became `shared`,
+/// `image.member.delete` and `image.member.create`).
 pub(crate) fn replace(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     let id = &p["image_id"];
     let body = req.json_body()?;
@@ -243,25 +258,32 @@ pub(crate) fn replace(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<
     let v = ctx.access().load(id)?;
     may_share(ctx, &v, Rule::AddMember)?;
     may_share(ctx, &v, Rule::DeleteMember)?;
+    let mut events = Vec::new();
     if !wanted.is_empty() {
-        open_for_members(ctx, &v)?;
+        events.extend(open_for_members(ctx, &v)?);
     }
     let keep: Vec<&str> = wanted.iter().map(|(m, _)| m.as_str()).collect();
-    ctx.members.remove_others(id, &keep)?;
-    for (member_id, can_share) in &wanted {
-        put_member(ctx, id, member_id, *can_share)?;
+    for gone in ctx.members.remove_others(id, &keep)? {
+        events.push(Event::member("image.member.delete", &gone));
     }
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    for (member_id, can_share) in &wanted {
+        events.extend(put_member(ctx, id, member_id, *can_share)?);
+    }
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT).with_events(events))
 }
 
-/// `DELETE /v1/images/{image_id}/members/{member_id}`: 204, 404 if no such member.
+/// `DELETE /v1/images/{image_id}/members/{member_id}`: 204, 404 if no such
+/// member; publishes `image.member.delete`.
 pub(crate) fn remove(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     let (id, member_id) = (&p["image_id"], &p["member_id"]);
     req.reject_body()?;
     let v = ctx.access().load(id)?;
     may_share(ctx, &v, Rule::DeleteMember)?;
+    let not_found = || ApiError::not_found("Membership could not be found.");
+    let m = ctx.members.get(id, member_id)?.ok_or_else(not_found)?;
     if !ctx.members.remove(id, member_id)? {
-        return Err(ApiError::not_found("Membership could not be found."));
+        return Err(not_found());
     }
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT))
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT)
+        .with_events(vec![Event::member("image.member.delete", &m)]))
 }

@@ -559,3 +559,95 @@ fn routes_and_methods() {
     h.call(images::handle, "GET", "/v1/images/not-a-uuid", &[], b"")
         .error(404);
 }
+
+/// The event types published so far, in order (the Redis driver's envelopes).
+fn published(h: &Harness) -> Vec<String> {
+    h.pubsub
+        .messages
+        .borrow()
+        .iter()
+        .map(|(_, _, body)| {
+            let doc: Value = serde_json::from_slice(body).expect("json");
+            doc["event_type"].as_str().expect("event_type").to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn v1_acts_publish_the_events_v2_acts_do() {
+    let h = Harness::new();
+    h.set("notification_driver", "redis");
+    let p1 = as_project("p1", "member");
+    let mut hdrs = p1.to_vec();
+    hdrs.extend([
+        ("x-image-meta-name", "n"),
+        ("x-image-meta-is_public", "False"),
+        OCTET,
+    ]);
+    let id = id_of(&create(&h, &hdrs, b"data"));
+    assert_eq!(
+        published(&h),
+        [
+            "image.create",
+            "image.prepare",
+            "image.upload",
+            "image.activate"
+        ]
+    );
+    let path = format!("/v1/images/{id}");
+    let mut rename = p1.to_vec();
+    rename.push(("x-image-meta-name", "m"));
+    h.call(images::handle, "PUT", &path, &rename, b"")
+        .expect(200);
+    // Nothing changed, nothing published.
+    h.call(images::handle, "PUT", &path, &rename, b"")
+        .expect(200);
+    let members_path = format!("/v1/images/{id}/members");
+    h.call(
+        members::handle,
+        "PUT",
+        &format!("{members_path}/p2"),
+        &p1,
+        b"",
+    )
+    .expect(204);
+    h.json(
+        members::handle,
+        "PUT",
+        &members_path,
+        &p1,
+        &json!({"memberships": [{"member_id": "p3"}]}),
+    )
+    .expect(204);
+    h.call(
+        members::handle,
+        "DELETE",
+        &format!("{members_path}/p3"),
+        &p1,
+        b"",
+    )
+    .expect(204);
+    h.call(images::handle, "DELETE", &path, &p1, b"")
+        .expect(200);
+    assert_eq!(
+        published(&h)[4..],
+        [
+            "image.update",
+            // The private image became shared for its first member.
+            "image.update",
+            "image.member.create",
+            "image.member.delete",
+            "image.member.create",
+            "image.member.delete",
+            "image.delete"
+        ]
+    );
+    for (_, _, body) in h.pubsub.messages.borrow().iter() {
+        let doc: Value = serde_json::from_slice(body).expect("json");
+        let p = &doc["payload"];
+        assert_eq!(
+            p["id"].as_str().or(p["image_id"].as_str()),
+            Some(id.as_str())
+        );
+    }
+}
