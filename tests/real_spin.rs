@@ -35,6 +35,8 @@ const ON_SPIN: &[&str] = &[
     "openapi",
     "service_harness",
     "noauth_remote",
+    "v1_api",
+    "v1_clients",
 ];
 
 #[test]

@@ -5,7 +5,8 @@
 use serde_json::{json, Value};
 use test_support::data::{hashes, noise_vec};
 use test_support::http::Payload;
-use test_support::{new_project, shared, uuid_like, Client, Response};
+use test_support::redis::{RedisServer, Subscriber};
+use test_support::{new_project, shared, uuid_like, Client, Response, Service};
 
 const OCTET: (&str, &str) = ("Content-Type", "application/octet-stream");
 
@@ -440,6 +441,77 @@ fn members_are_shared_between_versions_and_a_member_gets_403_not_500() {
     stranger.get(&format!("/v2/images/{id}")).expect_json(200);
     assert_eq!(owner.delete(&format!("{members}/{other}")).status, 204);
     stranger.get(&format!("/v2/images/{id}")).expect_error(404);
+}
+
+/// The next `n` notifications' event types, checking each is about `id`.
+fn events(sub: &mut Subscriber, id: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let msg = sub
+                .next_message(std::time::Duration::from_secs(10))
+                .expect("a notification");
+            let doc: Value = serde_json::from_str(&msg).expect("JSON");
+            let p = &doc["payload"];
+            assert_eq!(
+                p["id"].as_str().or(p["image_id"].as_str()),
+                Some(id),
+                "{doc}"
+            );
+            doc["event_type"].as_str().expect("event_type").to_string()
+        })
+        .collect()
+}
+
+/// v1's acts are announced as v2's are, by both components, over the
+/// runtime's outbound Redis to a real subscriber.
+#[test]
+fn v1_acts_are_notified_on_redis() {
+    let redis = RedisServer::start();
+    let svc = Service::builder()
+        .envs(&[
+            ("SPIN_VARIABLE_NOTIFICATION_DRIVER", "redis"),
+            ("SPIN_VARIABLE_NOTIFICATION_REDIS_URL", &redis.url()),
+        ])
+        .start();
+    let mut sub = Subscriber::new(&redis, "notifications.info");
+    let c = svc.project(&new_project(), "member");
+    let img = create(
+        &c,
+        &[
+            ("x-image-meta-name", "n"),
+            ("x-image-meta-is_public", "False"),
+        ],
+        b"some data",
+    );
+    let id = id_of(&img);
+    assert_eq!(
+        events(&mut sub, &id, 4),
+        [
+            "image.create",
+            "image.prepare",
+            "image.upload",
+            "image.activate"
+        ]
+    );
+    c.send(
+        "PUT",
+        &format!("/v1/images/{id}"),
+        &[("x-image-meta-name", "m")],
+        Payload::None,
+    )
+    .expect_json(200);
+    assert_eq!(events(&mut sub, &id, 1), ["image.update"]);
+    let member = format!("/v1/images/{id}/members/{}", new_project());
+    let put = c.send("PUT", &member, &[], Payload::None);
+    assert_eq!(put.status, 204, "{}", put.text());
+    assert_eq!(
+        events(&mut sub, &id, 2),
+        ["image.update", "image.member.create"]
+    );
+    assert_eq!(c.delete(&member).status, 204);
+    assert_eq!(events(&mut sub, &id, 1), ["image.member.delete"]);
+    assert_eq!(c.delete(&format!("/v1/images/{id}")).status, 200);
+    assert_eq!(events(&mut sub, &id, 1), ["image.delete"]);
 }
 
 #[test]
