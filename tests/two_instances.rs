@@ -61,7 +61,7 @@ fn image(c: &Client) -> String {
 
 /// Upload on one, download on the other; racing uploads; delete seen by both.
 fn data_moves_between(ca: &Client, cb: &Client) {
-    let id = image(&ca);
+    let id = image(ca);
     let data = noise_vec(31, 5_000_000);
     let (md5, _) = hashes(&data);
     let r = ca.send(
@@ -80,7 +80,7 @@ fn data_moves_between(ca: &Client, cb: &Client) {
     );
 
     // Concurrent uploads of one image on A and on B: one wins, the other 409.
-    let id = image(&ca);
+    let id = image(ca);
     let uploads: Vec<_> = [ca.clone(), cb.clone()]
         .into_iter()
         .enumerate()
