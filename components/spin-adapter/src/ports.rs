@@ -187,7 +187,7 @@ impl PubSub for SpinPubSub {
     fn publish(&self, address: &str, channel: &str, payload: &[u8]) -> Result<(), OutboundError> {
         let conn = spin_sdk::redis::Connection::open(address)
             .map_err(|e| OutboundError::Io(format!("cannot reach {address}: {e:?}")))?;
-        conn.publish(channel, &payload.to_vec())
+        conn.publish(channel, payload)
             .map_err(|e| OutboundError::Io(format!("publish to {address}: {e:?}")))
     }
 }
