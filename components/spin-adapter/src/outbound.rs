@@ -68,21 +68,38 @@ impl HttpClient for SpinHttp {
             ErrorCode::HttpRequestDenied => OutboundError::Denied(req.url.clone()),
             other => io(other),
         })?;
-        let written = body.write().map_err(io).and_then(|mut stream| {
-            stream.write_all(&req.body).map_err(io)?;
-            stream.flush().map_err(io)
-        });
-        let written = written.and_then(|()| OutgoingBody::finish(body, None).map_err(io));
+        // The server may answer, and close the connection, before it takes
+        // the body (a redirect, an error, or a GET that has none): Spin's
+        // host then closes the body's stream, and writing to it or finishing
+        // it fails with `StreamError::Closed` although the answer came. So
+        // an empty body is not written at all, and once there is an answer
+        // it stands — unless it claims success for bytes that were never
+        // handed over. Without an answer, its error says why.
+        let written = if req.body.is_empty() {
+            Ok(())
+        } else {
+            body.write().map_err(io).and_then(|mut stream| {
+                stream.write_all(&req.body).map_err(io)?;
+                stream.flush().map_err(io)
+            })
+        };
+        if written.is_ok() {
+            // Nothing more to say if it fails: the answer, or its error, does.
+            let _ = OutgoingBody::finish(body, None);
+        } else {
+            // Dropped unfinished, so the host does not end it as if it were whole.
+            drop(body);
+        }
         let response = loop {
             if let Some(r) = future.get() {
                 break r;
             }
             future.subscribe().block();
         };
-        // A body that could not be written usually means the request failed;
-        // the response's error says why, so it is preferred.
-        if let (Err(e), Ok(Ok(_))) = (written, &response) {
-            return Err(e);
+        if let (Err(e), Ok(Ok(answer))) = (written, &response) {
+            if (200..300).contains(&answer.status()) {
+                return Err(e);
+            }
         }
         let response = response
             .map_err(|_| OutboundError::Io("response already taken".into()))?
