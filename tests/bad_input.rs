@@ -653,3 +653,73 @@ fn every_route_answers_bad_input_with_a_json_4xx() {
     assert!(total >= 200, "only {total} cases");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Requests the runtime's HTTP layer (hyper) answers before any component
+/// sees them. glance-host gives them Glance's JSON error document; real Spin
+/// sends the status with an empty body (host/README.md lists the difference).
+#[test]
+fn host_made_errors_are_4xx_with_glances_body_on_glance_host() {
+    use std::io::{Read, Write};
+    let svc = shared();
+    let addr = svc.client().addr();
+    let mut many = String::from("GET /v2/images HTTP/1.1\r\nHost: h\r\n");
+    for i in 0..120 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "a request line that is not HTTP",
+            b"HELLO\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "a header without a colon",
+            b"GET /v2/images HTTP/1.1\r\nHost: h\r\nbroken\r\n\r\n".to_vec(),
+            400,
+        ),
+        (
+            "a space in the header name",
+            b"GET /v2/images HTTP/1.1\r\nHost: h\r\nX Y: z\r\n\r\n".to_vec(),
+            400,
+        ),
+        ("120 header fields", many.into_bytes(), 431),
+        (
+            "a 70 kB URI",
+            format!(
+                "GET /v2/images?name={} HTTP/1.1\r\nHost: h\r\n\r\n",
+                "a".repeat(70_000)
+            )
+            .into_bytes(),
+            414,
+        ),
+    ];
+    for (what, raw, status) in cases {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(&raw).expect("write");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{what}: {text}"
+        );
+        match svc.runtime() {
+            test_support::Runtime::GlanceHost => {
+                let doc: serde_json::Value = serde_json::from_str(body)
+                    .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"));
+                assert_eq!(doc["error"]["code"], status, "{what}");
+                assert!(
+                    doc["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| !m.is_empty()),
+                    "{what}"
+                );
+            }
+            test_support::Runtime::Spin => assert_eq!(body, "", "{what}: Spin's body"),
+        }
+    }
+}

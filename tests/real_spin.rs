@@ -35,6 +35,7 @@ const ON_SPIN: &[&str] = &[
     "openapi",
     "service_harness",
     "noauth_remote",
+    "notifications",
     "v1_api",
     "v1_clients",
 ];

@@ -14,6 +14,7 @@
 
 mod bindings;
 mod builder;
+mod error_bodies;
 mod malloc;
 mod manifest;
 mod outbound;

@@ -20,6 +20,8 @@
 //!   `spin-raw-component-route`, `spin-component-route`, `spin-client-addr` and
 //!   `spin-path-match-<param>` for each `:param` (lower-cased, `_` turned into `-`); a
 //!   client-sent header of the same name stays before Spin's;
+//! - unlike Spin, hyper's own answers to a head it cannot parse (400, 414, 431) carry
+//!   Glance's JSON error body ([`crate::error_bodies`]);
 //! - a guest that traps, or returns without a response, or sets an error instead of one,
 //!   gets a 500 with an empty body (logged on stderr); one that traps after sending the
 //!   response head ends the body.
@@ -35,6 +37,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context as _, Result};
+
+use crate::error_bodies::{ErrorBodies, Requests};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
@@ -224,22 +228,26 @@ impl Server {
         let activity = ConnActivity::new();
         let server = self.clone();
         let watched = activity.clone();
+        let requests = Requests::default();
+        let started = requests.clone();
         let service = hyper::service::service_fn(move |req| {
             let server = server.clone();
+            let sending = started.started();
             let in_flight = watched.enter();
             async move {
                 let response = server.handle(req, client).await?;
                 // The request stays in flight until its body is sent (or dropped).
                 Ok::<_, anyhow::Error>(response.map(|body| {
                     body.map_frame(move |frame| {
-                        let _ = &in_flight;
+                        let _ = (&in_flight, &sending);
                         frame
                     })
                     .boxed_unsync()
                 }))
             }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn =
+            builder.serve_connection(TokioIo::new(ErrorBodies::new(stream, requests)), service);
         tokio::pin!(conn);
         let result = loop {
             let wake = activity

@@ -227,6 +227,53 @@ fn header_limits_are_hypers() {
     }
 }
 
+/// A difference from Spin (host/README.md): the requests hyper answers itself
+/// get Glance's JSON error document from glance-host, an empty body from Spin.
+#[test]
+fn hypers_own_errors_carry_glances_json_body_on_glance_host() {
+    for runtime in runtimes() {
+        let app = probe_app("hyper-errors", |m| m);
+        let probe = Probe::start(&app, runtime, &[]);
+        let name = probe.name();
+        let addr = probe.addr();
+        let mut many = String::from("GET /x HTTP/1.1\r\nHost: h\r\n");
+        for i in 0..120 {
+            many.push_str(&format!("X-H{i}: v\r\n"));
+        }
+        many.push_str("\r\n");
+        let long_uri = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(70_000));
+        // A good request first: hyper's answer to the second is still told apart.
+        let after_one = format!("GET /x HTTP/1.1\r\nHost: h\r\n\r\n{many}");
+        let cases: [(&str, &[u8], u16); 4] = [
+            ("malformed request line", b"NOT HTTP\r\n\r\n", 400),
+            ("too many header fields", many.as_bytes(), 431),
+            ("URI too long", long_uri.as_bytes(), 414),
+            ("second request's head too large", after_one.as_bytes(), 431),
+        ];
+        for (what, raw, status) in cases {
+            let answer = raw_exchange(addr, raw);
+            // The last response on the connection is hyper's.
+            let text = String::from_utf8_lossy(&answer);
+            let last = text
+                .rfind("HTTP/1.1 ")
+                .map(|i| &answer[i..])
+                .unwrap_or(&answer);
+            let (got, body) = read_response_bytes(last);
+            assert_eq!(got, status, "{name}: {what}");
+            match runtime {
+                test_support::Runtime::GlanceHost => {
+                    let doc: serde_json::Value = serde_json::from_slice(&body)
+                        .unwrap_or_else(|e| panic!("{name}: {what}: not JSON ({e}): {text}"));
+                    assert_eq!(doc["error"]["code"], status, "{name}: {what}");
+                    assert!(doc["error"]["title"].is_string(), "{name}: {what}");
+                    assert!(doc["error"]["message"].is_string(), "{name}: {what}");
+                }
+                test_support::Runtime::Spin => assert!(body.is_empty(), "{name}: {what}: {text}"),
+            }
+        }
+    }
+}
+
 #[test]
 fn http1_max_buf_size_below_hypers_minimum_is_refused() {
     let app = probe_app("bufsize", |m| m);

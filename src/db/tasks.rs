@@ -197,32 +197,33 @@ impl<'a> TaskRepo<'a> {
 
     /// Fails task `id` with `message` unless it has ended.
     pub fn fail_if_unfinished(&self, id: &str, message: &str) -> Result<(), StoreError> {
-        let now = Timestamp::now();
-        self.db.execute(
-            "UPDATE tasks SET status = 'failure', message = ?, expires_at = ?, updated_at = ? \
-             WHERE id = ? AND status IN ('pending', 'processing')",
-            &[
-                message.into(),
-                Timestamp(now.0 + TIME_TO_LIVE).to_string().into(),
-                now.to_string().into(),
-                id.into(),
-            ],
-        )?;
-        Ok(())
+        self.fail_unfinished_where("id", id, message)
     }
 
     /// Fails every task of `image_id` that has not ended (its work was
     /// abandoned), with `message`.
     pub fn fail_unfinished(&self, image_id: &str, message: &str) -> Result<(), StoreError> {
+        self.fail_unfinished_where("image_id", image_id, message)
+    }
+
+    /// Fails the unfinished tasks whose `column` (a fixed name) is `value`.
+    fn fail_unfinished_where(
+        &self,
+        column: &'static str,
+        value: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
         let now = Timestamp::now();
         self.db.execute(
-            "UPDATE tasks SET status = 'failure', message = ?, expires_at = ?, updated_at = ? \
-             WHERE image_id = ? AND status IN ('pending', 'processing')",
+            &format!(
+                "UPDATE tasks SET status = 'failure', message = ?, expires_at = ?, updated_at = ? \
+                 WHERE {column} = ? AND status IN ('pending', 'processing')"
+            ),
             &[
                 message.into(),
                 Timestamp(now.0 + TIME_TO_LIVE).to_string().into(),
                 now.to_string().into(),
-                image_id.into(),
+                value.into(),
             ],
         )?;
         Ok(())
