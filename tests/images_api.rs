@@ -38,7 +38,9 @@ fn version_discovery() {
     let root = c.get("/");
     assert_eq!(root.status, 300);
     assert_eq!(root.json(), v);
-    assert_eq!(c.get("/v1/images").status, 300);
+    assert_eq!(c.get("/v3/images").status, 300);
+    assert_eq!(c.get("/v1/images").status, 200, "v1 is served");
+    c.get("/v1/nothing-here").expect_error(404);
     c.get("/v2/").expect_error(404);
     c.get("/v2/nothing-here").expect_error(404);
 }

@@ -37,6 +37,8 @@ const ON_SPIN: &[&str] = &[
     "noauth_remote",
     "notifications",
     "edge_cache",
+    "v1_api",
+    "v1_clients",
 ];
 
 #[test]

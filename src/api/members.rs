@@ -1,13 +1,15 @@
 //! The members service: `/v2/images/{id}/members[/{member_id}]` — sharing
 //! an image with other projects, with Glance's rules: only `shared` images
 //! have members, the owner adds and removes them, each member project sets
-//! its own status, and a member sees only its own entry.
+//! its own status, and a member sees only its own entry. The v1 API's
+//! members (`/v1/images/{id}/members[/{member}]`, `/v1/shared-images/{member}`)
+//! are served here too, by [`crate::api::v1::members`].
 
 use http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::api::routes::{self, Params, Route};
-use crate::api::{serve, ApiRequest, ApiResponse};
+use crate::api::{serve, v1, ApiRequest, ApiResponse};
 use crate::auth;
 use crate::auth::caller::Caller;
 use crate::auth::policy::{Policy, Rule};
@@ -35,6 +37,18 @@ static ROUTES: &[Route<Handler>] = &[
         path: "/v2/images/{image_id}/members/{member_id}",
         methods: &[("GET", show), ("PUT", update), ("DELETE", remove)],
     },
+    Route {
+        path: "/v1/images/{image_id}/members",
+        methods: &[("GET", v1::members::list), ("PUT", v1::members::replace)],
+    },
+    Route {
+        path: "/v1/images/{image_id}/members/{member_id}",
+        methods: &[("PUT", v1::members::add), ("DELETE", v1::members::remove)],
+    },
+    Route {
+        path: "/v1/shared-images/{member_id}",
+        methods: &[("GET", v1::members::shared_images)],
+    },
 ];
 
 /// Handles one request to the members component.
@@ -50,13 +64,14 @@ pub fn handle(ports: &Ports, req: ApiRequest) -> ApiResponse {
     })
 }
 
-struct Ctx<'a> {
-    images: ImageRepo<'a>,
-    members: MemberRepo<'a>,
-    caller: Caller,
-    policy: Policy,
+/// Everything a handler of this service needs, built once per request.
+pub(crate) struct Ctx<'a> {
+    pub images: ImageRepo<'a>,
+    pub members: MemberRepo<'a>,
+    pub caller: Caller,
+    pub policy: Policy,
     /// Members per image.
-    quota: i64,
+    pub quota: i64,
 }
 
 impl<'a> Ctx<'a> {
@@ -71,7 +86,8 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    fn access(&self) -> ImageAccess<'_> {
+    /// Image lookups for this caller under these rules.
+    pub fn access(&self) -> ImageAccess<'_> {
         ImageAccess {
             repo: &self.images,
             caller: &self.caller,
@@ -81,13 +97,13 @@ impl<'a> Ctx<'a> {
 
     /// 403 unless the caller passes `rule` for the image (Glance's member
     /// rules answer 403, not 404, once the image itself is visible).
-    fn enforce(&self, rule: Rule, v: &Visible) -> ApiResult<()> {
+    pub fn enforce(&self, rule: Rule, v: &Visible) -> ApiResult<()> {
         self.policy.enforce(rule, &self.caller, &v.target)
     }
 
     /// Whether the caller may see `member_id`'s entry: admins and the owner
     /// see every member, a member only itself.
-    fn sees_member(&self, v: &Visible, member_id: &str) -> bool {
+    pub fn sees_member(&self, v: &Visible, member_id: &str) -> bool {
         self.caller.is_admin()
             || self.caller.owns(v.image.owner.as_deref())
             || self.caller.project_id.as_deref() == Some(member_id)
@@ -97,6 +113,16 @@ impl<'a> Ctx<'a> {
 fn only_shared(v: &Visible) -> ApiResult<()> {
     if v.image.visibility != Visibility::Shared {
         return Err(ApiError::forbidden("Only shared images have members."));
+    }
+    Ok(())
+}
+
+/// 400 unless a member id fits Glance's column.
+pub(crate) fn check_member_id(member_id: &str) -> ApiResult<()> {
+    if member_id.chars().count() > 255 {
+        return Err(ApiError::bad_request(
+            "Member id is longer than 255 characters.",
+        ));
     }
     Ok(())
 }
@@ -148,11 +174,7 @@ fn add(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
             ))
         }
     };
-    if member_id.chars().count() > 255 {
-        return Err(ApiError::bad_request(
-            "Member id is longer than 255 characters.",
-        ));
-    }
+    check_member_id(&member_id)?;
     let v = ctx.access().load(id)?;
     only_shared(&v)?;
     ctx.enforce(Rule::AddMember, &v)?;
@@ -161,6 +183,7 @@ fn add(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
         image_id: id.to_string(),
         member_id: member_id.clone(),
         status: MemberStatus::Pending,
+        can_share: false,
         created_at: now,
         updated_at: now,
     };

@@ -15,6 +15,7 @@ pub mod members;
 mod request;
 mod response;
 mod routes;
+pub(crate) mod v1;
 
 use std::time::Instant;
 
@@ -49,6 +50,12 @@ pub(crate) fn serve(
             }
             ApiResponse::from(err)
         }
+    };
+    // A HEAD answer has headers only (errors too: the status says it).
+    let resp = if req.method == http::Method::HEAD {
+        resp.without_body()
+    } else {
+        resp
     };
     ports.log.line(
         Level::Info,

@@ -74,7 +74,8 @@ impl<'a> ApiRequest<'a> {
     }
 
     /// Whether the client sent a body: Content-Length > 0, or (hosts drop the
-    /// hop-by-hop `Transfer-Encoding` header) at least one byte to read.
+    /// hop-by-hop `Transfer-Encoding` header) at least one byte to read. The
+    /// byte read to find out stays in the body.
     pub fn has_body(&mut self) -> bool {
         if let Some(len) = self.header("content-length") {
             return len.trim().parse::<u64>().unwrap_or(0) > 0;
@@ -83,7 +84,12 @@ impl<'a> ApiRequest<'a> {
             return true;
         }
         let mut probe = [0u8; 1];
-        matches!(self.body.read(&mut probe), Ok(n) if n > 0)
+        if !matches!(self.body.read(&mut probe), Ok(n) if n > 0) {
+            return false;
+        }
+        let rest = std::mem::replace(&mut self.body, Box::new(std::io::empty()));
+        self.body = Box::new(std::io::Cursor::new(probe).chain(rest));
+        true
     }
 
     /// 400 if the client sent a body where none belongs.
@@ -169,5 +175,10 @@ mod tests {
         assert!(!req(&[("content-length", "0")], b"").has_body());
         assert!(req(&[("content-length", "2")], b"{}").has_body());
         assert!(req(&[("transfer-encoding", "chunked")], b"{}").has_body());
+        let mut r = req(&[], b"xyz");
+        assert!(r.has_body());
+        let mut all = Vec::new();
+        r.body().read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"xyz", "the probed byte is kept");
     }
 }

@@ -60,6 +60,18 @@ impl ApiResponse {
         self
     }
 
+    /// The same status and headers with no body (the answer to a HEAD):
+    /// an in-memory body's length is dropped with it.
+    pub fn without_body(mut self) -> Self {
+        if matches!(self.body, Body::Bytes(_)) {
+            self.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+            self.headers.push(("content-length".into(), "0".into()));
+        }
+        self.body = Body::Empty;
+        self
+    }
+
     /// The same response, with `events` published after it is sent (before
     /// any other deferred work, so they keep the order things happened in).
     pub(crate) fn with_events(mut self, events: Vec<crate::notify::Event>) -> Self {

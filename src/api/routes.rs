@@ -4,8 +4,9 @@
 //!
 //! A pattern is a path of fixed segments and `{name}` parameters, matched
 //! segment by segment; a parameter matches one non-empty segment and is
-//! percent-decoded. Patterns of one table never overlap, so order does not
-//! matter.
+//! percent-decoded. When two patterns match a path (`/v1/images/detail` and
+//! `/v1/images/{image_id}`), a fixed segment beats a parameter at the first
+//! place they differ, as Spin's router decides, so order does not matter.
 
 use std::ops::Index;
 
@@ -59,24 +60,43 @@ pub(crate) struct Matched<H> {
 /// Finds the route of `req`: 404 when no pattern matches, 405 with `Allow`
 /// when one does but not for this method. Needs no identity.
 pub(crate) fn find<H: Copy>(table: &[Route<H>], req: &ApiRequest) -> ApiResult<Matched<H>> {
+    let mut best: Option<(&Route<H>, Params)> = None;
     for route in table {
         let Some(params) = capture(route.path, &req.path) else {
             continue;
         };
-        let method = req.method.as_str();
-        return match route.methods.iter().find(|(m, _)| *m == method) {
-            Some((_, handler)) => Ok(Matched {
-                path: route.path,
-                handler: *handler,
-                params,
-            }),
-            None => {
-                let allowed: Vec<&str> = route.methods.iter().map(|(m, _)| *m).collect();
-                Err(ApiError::method_not_allowed(&allowed))
-            }
-        };
+        if best
+            .as_ref()
+            .is_none_or(|(b, _)| more_specific(route.path, b.path))
+        {
+            best = Some((route, params));
+        }
     }
-    Err(ApiError::no_resource())
+    let Some((route, params)) = best else {
+        return Err(ApiError::no_resource());
+    };
+    let method = req.method.as_str();
+    match route.methods.iter().find(|(m, _)| *m == method) {
+        Some((_, handler)) => Ok(Matched {
+            path: route.path,
+            handler: *handler,
+            params,
+        }),
+        None => {
+            let allowed: Vec<&str> = route.methods.iter().map(|(m, _)| *m).collect();
+            Err(ApiError::method_not_allowed(&allowed))
+        }
+    }
+}
+
+/// Whether pattern `a` beats `b` (both matched the same path): at the first
+/// segment where one is fixed and the other a parameter, the fixed one wins.
+fn more_specific(a: &str, b: &str) -> bool {
+    let is_param = |s: &str| s.starts_with('{');
+    a.split('/')
+        .zip(b.split('/'))
+        .find(|(x, y)| is_param(x) != is_param(y))
+        .is_some_and(|(x, _)| !is_param(x))
 }
 
 /// The parameters of `path` if it matches `pattern`.
@@ -124,5 +144,12 @@ mod tests {
         );
         assert_eq!(m("/v2/images/{id}", "/v2/images/a/file"), None);
         assert_eq!(m("/v2/images", "/v2/imagesx"), None);
+    }
+
+    #[test]
+    fn a_fixed_segment_beats_a_parameter() {
+        assert!(more_specific("/v1/images/detail", "/v1/images/{id}"));
+        assert!(!more_specific("/v1/images/{id}", "/v1/images/detail"));
+        assert!(!more_specific("/v1/images/{id}", "/v1/images/{image_id}"));
     }
 }

@@ -19,10 +19,14 @@ impl ImageRepo<'_> {
         marker: Option<&Image>,
     ) -> Result<(Vec<Image>, bool), StoreError> {
         let mut sql = SqlBuilder::default();
-        sql.push(
-            "deleted = 0 AND status != 'killed' AND os_hidden = ?",
-            [q.os_hidden.into()],
-        );
+        if q.include_deleted {
+            sql.push("os_hidden = ?", [q.os_hidden.into()]);
+        } else {
+            sql.push(
+                "deleted = 0 AND status != 'killed' AND os_hidden = ?",
+                [q.os_hidden.into()],
+            );
+        }
         visibility_clause(&mut sql, q, caller);
         for f in &q.filters {
             filter_clause(&mut sql, f);
@@ -114,7 +118,7 @@ fn member_exists(status: MemberStatusFilter) -> &'static str {
 /// Glance's listing rules: what the caller may see, then the `visibility` filter.
 fn visibility_clause(sql: &mut SqlBuilder, q: &ListQuery, caller: &Caller) {
     let project = caller.project_id.clone();
-    if !caller.is_admin() {
+    if !caller.is_admin() || q.admin_as_user {
         match &project {
             Some(p) => {
                 let mut params = vec![p.clone().into(), p.clone().into()];
@@ -133,18 +137,20 @@ fn visibility_clause(sql: &mut SqlBuilder, q: &ListQuery, caller: &Caller) {
             None => sql.push("visibility IN ('public', 'community')", []),
         }
     }
-    match (q.visibility, project) {
-        (Some(VisibilityFilter::All), _) => {}
-        (Some(v), _) => {
-            let name = match v {
-                VisibilityFilter::Public => "public",
-                VisibilityFilter::Private => "private",
-                VisibilityFilter::Shared => "shared",
-                VisibilityFilter::Community => "community",
-                VisibilityFilter::All => unreachable!("handled above"),
-            };
-            sql.push("visibility = ?", [name.into()]);
+    let name = match q.visibility {
+        Some(VisibilityFilter::All) => return,
+        None => None,
+        Some(VisibilityFilter::NotPublic) => {
+            sql.push("visibility != 'public'", []);
+            None
         }
+        Some(VisibilityFilter::Public) => Some("public"),
+        Some(VisibilityFilter::Private) => Some("private"),
+        Some(VisibilityFilter::Shared) => Some("shared"),
+        Some(VisibilityFilter::Community) => Some("community"),
+    };
+    match (name, project) {
+        (Some(name), _) => sql.push("visibility = ?", [name.into()]),
         (None, Some(p)) => sql.push("(owner = ? OR visibility != 'community')", [p.into()]),
         (None, None) => sql.push("visibility != 'community'", []),
     }
@@ -279,7 +285,8 @@ mod tests {
             vec!["own", "comm", "pub"]
         );
         db.execute(
-            "INSERT INTO image_members VALUES ('shared2', 'p1', 'pending', 'x', 'x')",
+            "INSERT INTO image_members (image_id, member, status, created_at, updated_at) \
+             VALUES ('shared2', 'p1', 'pending', 'x', 'x')",
             &[],
         )
         .unwrap();

@@ -80,6 +80,16 @@ impl<'a> ImageRepo<'a> {
         rows.rows.first().map(|r| image_from_row(r)).transpose()
     }
 
+    /// The image with this id, deleted or not (a deleted one has status
+    /// `deleted`; its row is a tombstone).
+    pub fn get_with_deleted(&self, id: &str) -> Result<Option<Image>, StoreError> {
+        let rows = self.db.execute(
+            &format!("SELECT {COLUMNS} FROM images WHERE id = ?"),
+            &[id.into()],
+        )?;
+        rows.rows.first().map(|r| image_from_row(r)).transpose()
+    }
+
     /// Saves `img` if nobody changed it since it was read (its `revision`).
     /// On success `img.revision` is advanced.
     pub fn save(&self, img: &mut Image) -> Result<Write, StoreError> {
@@ -166,6 +176,15 @@ impl<'a> ImageRepo<'a> {
             .first()
             .and_then(|r| r.first())
             .and_then(|v| v.as_str().map(str::to_string)))
+    }
+
+    /// Whether image `image_id` has any member.
+    pub fn has_members(&self, image_id: &str) -> Result<bool, StoreError> {
+        let rows = self.db.execute(
+            "SELECT 1 FROM image_members WHERE image_id = ? LIMIT 1",
+            &[image_id.into()],
+        )?;
+        Ok(!rows.rows.is_empty())
     }
 
     /// Bytes of image data `owner` stores, not counting image `except`
@@ -302,6 +321,11 @@ mod tests {
         assert_eq!(repo.save(&mut stale).unwrap(), Write::Conflict);
         assert_eq!(repo.delete("a", Timestamp(20)).unwrap(), Write::Done);
         assert!(repo.get("a").unwrap().is_none());
+        let tomb = repo.get_with_deleted("a").unwrap().unwrap();
+        assert_eq!(
+            (tomb.status, tomb.updated_at),
+            (Status::Deleted, Timestamp(20))
+        );
         // ids of deleted images are never reused
         assert_eq!(repo.insert(&a).unwrap(), Write::Conflict);
     }

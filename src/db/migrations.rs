@@ -1,12 +1,13 @@
 //! Versioned schema migrations, applied automatically on first use.
 //!
-//! Each migration is a list of idempotent statements (`IF NOT EXISTS`), so two
-//! component instances racing on a fresh database both succeed; the version row
-//! is recorded afterwards. No manual `db_sync`.
+//! Each migration is a list of idempotent statements (`IF NOT EXISTS`; an
+//! `ADD COLUMN` that finds the column there counts as done), so two component
+//! instances racing on a fresh database both succeed; the version row is
+//! recorded afterwards. No manual `db_sync`.
 //!
 //! Versions are explicit numbers, increasing down the list but not always
 //! consecutive: branches developed side by side reserve theirs, and a version
-//! may land after a higher one did (4, the v1 API's `can_share`, lands beside
+//! may land after a higher one did (4, the v1 API's `can_share`, landed after
 //! the image cache's 5). So every listed version not yet recorded is applied,
 //! in list order, not only those above the highest recorded one.
 
@@ -121,7 +122,11 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             END",
         ],
     ),
-    // 4: reserved for the v1 API's members.can_share (branch api-v1).
+    (
+        4,
+        // The v1 API's `can_share`: a member that may share the image onward.
+        &["ALTER TABLE image_members ADD COLUMN can_share INTEGER NOT NULL DEFAULT 0"],
+    ),
     (
         5,
         // The image cache (src/db/cache.rs): one entry per cached image, a
@@ -164,6 +169,16 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
     ),
 ];
 
+/// Runs one migration statement; adding a column that exists (another
+/// instance got there first) is success.
+fn run(db: &dyn Database, sql: &str) -> Result<(), StoreError> {
+    match db.execute(sql, &[]) {
+        Ok(_) => Ok(()),
+        Err(e) if sql.contains(" ADD COLUMN ") && e.0.contains("duplicate column name") => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Brings the database schema up to date. Costs one query when it already is.
 pub fn ensure(db: &dyn Database) -> Result<(), StoreError> {
     apply(db, MIGRATIONS)
@@ -190,7 +205,7 @@ fn apply(db: &dyn Database, migrations: &[(i64, &[&str])]) -> Result<(), StoreEr
     )?;
     for (version, statements) in missing() {
         for sql in *statements {
-            db.execute(sql, &[])?;
+            run(db, sql)?;
         }
         db.execute(
             "INSERT OR IGNORE INTO schema_migrations (version) VALUES (?)",
@@ -244,6 +259,18 @@ mod tests {
     }
 
     #[test]
+    fn a_column_another_instance_added_is_no_error() {
+        let db = MemoryDb::new();
+        ensure(&db).unwrap();
+        // As if a racing instance had applied version 4 but not recorded it.
+        db.execute("DELETE FROM schema_migrations WHERE version = 4", &[])
+            .unwrap();
+        ensure(&db).unwrap();
+        db.execute("SELECT can_share FROM image_members", &[])
+            .unwrap();
+    }
+
+    #[test]
     fn applies_once_and_is_idempotent() {
         let db = MemoryDb::new();
         ensure(&db).unwrap();
@@ -254,7 +281,7 @@ mod tests {
         assert_eq!(rows.rows.len(), MIGRATIONS.len());
         db.execute("SELECT id, tags, properties FROM images", &[])
             .unwrap();
-        db.execute("SELECT image_id FROM image_members", &[])
+        db.execute("SELECT image_id, can_share FROM image_members", &[])
             .unwrap();
         db.execute("SELECT id, request_id, input FROM tasks", &[])
             .unwrap();

@@ -14,6 +14,9 @@ pub struct Member {
     pub member_id: String,
     /// Whether the member project accepted the image.
     pub status: MemberStatus,
+    /// Whether the member may share the image onward (the v1 API's
+    /// `can_share`; v2 neither shows nor sets it).
+    pub can_share: bool,
     /// When the image was shared.
     pub created_at: Timestamp,
     /// Last status change.

@@ -200,14 +200,19 @@ impl Image {
         }
     }
 
+    /// The custom properties the API shows (all but Glance's hidden ones).
+    pub fn visible_properties(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.properties
+            .iter()
+            .filter(|(k, _)| !HIDDEN_PROPERTIES.contains(&k.as_str()))
+    }
+
     /// The API representation (show, list, create, update responses). In
     /// multi-store mode it also names the stores holding the data.
     pub fn to_json(&self, multi_store: bool) -> Value {
         let mut m = Map::new();
-        for (k, v) in &self.properties {
-            if !HIDDEN_PROPERTIES.contains(&k.as_str()) {
-                m.insert(k.clone(), Value::String(v.clone()));
-            }
+        for (k, v) in self.visible_properties() {
+            m.insert(k.clone(), Value::String(v.clone()));
         }
         let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
         let opt_int = |v: Option<i64>| v.map_or(Value::Null, Value::from);

@@ -264,6 +264,23 @@ pub fn validate_value(name: &str, value: &Value) -> ApiResult<()> {
     }
 }
 
+/// 403 if `name` cannot be a custom property: it names a base or read-only
+/// attribute, or one reserved for the service; 400 if it is too long. (The
+/// v1 API, whose `x-image-meta-property-<name>` headers could name anything.)
+pub fn check_property_name(name: &str) -> ApiResult<()> {
+    if is_base(name)
+        || READ_ONLY.contains(&name)
+        || DISALLOWED_ON_CREATE.contains(&name)
+        || name == "locations"
+    {
+        return Err(ApiError::forbidden(format!(
+            "Attribute '{name}' is reserved."
+        )));
+    }
+    check_not_reserved(name)?;
+    check_custom_key(name)
+}
+
 /// 400 if a custom property name is longer than Glance's column allows.
 pub fn check_custom_key(name: &str) -> ApiResult<()> {
     if name.chars().count() > 255 {
@@ -316,6 +333,21 @@ mod tests {
         let e = check_not_reserved("os_glance_x").unwrap_err();
         assert_eq!(e.message, "Attribute 'os_glance_x' is reserved.");
         assert!(check_patchable("os_distro").is_ok());
+        for reserved in [
+            "name",
+            "size",
+            "self",
+            "locations",
+            "deleted",
+            "os_glance_x",
+        ] {
+            assert_eq!(
+                check_property_name(reserved).unwrap_err().status,
+                StatusCode::FORBIDDEN,
+                "{reserved}"
+            );
+        }
+        assert!(check_property_name("os_distro").is_ok());
     }
 
     #[test]

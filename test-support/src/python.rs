@@ -26,6 +26,15 @@ pub fn venv_for(requirements: &str) -> &'static Path {
 /// fails.
 #[track_caller]
 pub fn sdk_script(script: &str, args: &[&str]) -> serde_json::Value {
+    client_script(script, args)
+}
+
+/// Runs the Python script tests/clients/`script` (openstacksdk,
+/// python-glanceclient's Python API) with the clients' virtualenv and `args`
+/// in a fresh home and returns the JSON document it prints; panics with its
+/// stderr if it fails.
+#[track_caller]
+pub fn client_script(script: &str, args: &[&str]) -> serde_json::Value {
     let home = TempDir::new("sdk-home");
     let out = Command::new(venv().join("bin/python"))
         .arg(root().join("tests/clients").join(script))
@@ -97,6 +106,34 @@ pub fn glance_as(svc: &Service, auth: &[&str], args: &[&str]) -> Run {
         .output()
         .expect("run glance");
     Run::from(out)
+}
+
+/// Python that runs its arguments as a command on a pseudo-terminal and
+/// exits with its status (the output comes through on stdout).
+const ON_A_TERMINAL: &str =
+    "import os, pty, sys; sys.exit(os.waitstatus_to_exitcode(pty.spawn(sys.argv[1:])))";
+
+/// Runs `glance --os-image-api-version 1` against `svc` (endpoint and token
+/// given directly) on a pseudo-terminal: the v1 CLI reads any stdin that is
+/// not a terminal as image data, and with stdin closed `image-update` of an
+/// active image fails in the client (`sys.stdin` is None). Its stderr comes
+/// out on [`Run::stdout`] too, lines end in `\n`.
+pub fn glance_v1(svc: &Service, args: &[&str]) -> Run {
+    let home = TempDir::new("glance-home");
+    let out = Command::new(venv().join("bin/python"))
+        .args(["-c", ON_A_TERMINAL])
+        .arg(venv().join("bin/glance"))
+        .args(["--os-image-api-version", "1", "--os-image-url", &svc.base])
+        .args(["--os-auth-token", "noauth-token"])
+        .args(args)
+        .env("HOME", &home)
+        .env_remove("OS_AUTH_URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run glance on a terminal");
+    let mut run = Run::from(out);
+    run.stdout = run.stdout.replace("\r\n", "\n");
+    run
 }
 
 /// Parses glanceclient's `| Property | Value |` table into pairs.

@@ -68,10 +68,13 @@ impl HttpClient for SpinHttp {
             ErrorCode::HttpRequestDenied => OutboundError::Denied(req.url.clone()),
             other => io(other),
         })?;
-        // An empty body (a GET) is not written at all: writing and flushing
-        // nothing can fail with StreamError::Closed once the host has sent a
-        // body-less request, which would throw away the response that comes
-        // (and a retry would send the request twice).
+        // The server may answer, and close the connection, before it takes
+        // the body (a redirect, an error, or a GET that has none): Spin's
+        // host then closes the body's stream, and writing to it or finishing
+        // it fails with `StreamError::Closed` although the answer came. So
+        // an empty body is not written at all, and once there is an answer
+        // it stands — unless it claims success for bytes that were never
+        // handed over. Without an answer, its error says why.
         let mut taken_whole = req.body.is_empty();
         let written = if req.body.is_empty() {
             Ok(())
@@ -82,22 +85,25 @@ impl HttpClient for SpinHttp {
                 stream.flush().map_err(io)
             })
         };
-        let written = written.and_then(|()| OutgoingBody::finish(body, None).map_err(io));
+        if written.is_ok() || taken_whole {
+            // Nothing more to say if it fails: the answer, or its error, does.
+            let _ = OutgoingBody::finish(body, None);
+        } else {
+            // Dropped unfinished, so the host does not end it as if it were whole.
+            drop(body);
+        }
         let response = loop {
             if let Some(r) = future.get() {
                 break r;
             }
             future.subscribe().block();
         };
-        // A body that could not be written usually means the request failed;
-        // the response's error says why, so it is preferred. But once the
-        // host took every byte, a flush or finish that finds the stream
-        // closed only means the host had already sent the whole body (its
-        // Content-Length reached) and the response is the server's answer to
-        // it: under load the flush lost that race often enough to fail an S3
-        // part PUT (16 MiB, answered 200) on all three attempts.
-        if let (Err(e), Ok(Ok(_))) = (written, &response) {
-            if !taken_whole {
+        // Once the host took every byte, a flush that finds the stream closed
+        // only means the host had already sent the whole body (its
+        // Content-Length reached): under load that race failed an S3 part PUT
+        // (16 MiB, answered 200) on all three attempts.
+        if let (Err(e), Ok(Ok(answer))) = (written, &response) {
+            if (200..300).contains(&answer.status()) && !taken_whole {
                 return Err(e);
             }
         }

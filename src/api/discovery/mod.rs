@@ -66,8 +66,8 @@ fn schema(ports: &Ports, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiRespo
 }
 
 /// Every other path: `/versions` (200) and any path whose first segment is
-/// not an accepted version (300, as Glance: `/`, `/v1/...`, `/v3`) get the
-/// version document; other v2 paths are 404.
+/// not an accepted version (300, as Glance: `/`, `/v3`) get the version
+/// document; other v1 and v2 paths are 404.
 fn fallback(ports: &Ports, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
     let first = req
         .path
@@ -78,10 +78,15 @@ fn fallback(ports: &Ports, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
     if first == "versions" {
         return versions_doc(ports, req, StatusCode::OK);
     }
-    if !is_v2_prefix(first) {
+    if !is_v2_prefix(first) && !is_v1_prefix(first) {
         return versions_doc(ports, req, StatusCode::MULTIPLE_CHOICES);
     }
     Err(ApiError::no_resource())
+}
+
+/// `v1`, `v1.0`, `v1.1`: the URL prefixes Glance 15 mapped to the v1 API.
+fn is_v1_prefix(segment: &str) -> bool {
+    matches!(segment, "v1" | "v1.0" | "v1.1")
 }
 
 /// `v2`, `v2.0` … `v2.17`: the URL prefixes Glance maps to the v2 API.
@@ -118,7 +123,9 @@ mod tests {
         let v = h.call(handle, "GET", "/versions", &[], b"").expect(200);
         assert!(v["versions"].as_array().is_some_and(|a| !a.is_empty()));
         h.call(handle, "GET", "/", &[], b"").expect(300);
-        h.call(handle, "GET", "/v1/images", &[], b"").expect(300);
+        h.call(handle, "GET", "/v1/nothing", &[], b"").error(404);
+        h.call(handle, "GET", "/v1", &[], b"").error(404);
+        h.call(handle, "GET", "/v3/images", &[], b"").expect(300);
         h.call(handle, "GET", "/v2/nothing", &[], b"").error(404);
         let s = h
             .call(handle, "GET", "/v2/schemas/metadefs/namespace", &[], b"")

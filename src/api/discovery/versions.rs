@@ -1,4 +1,5 @@
-//! The version document clients use to discover the v2 endpoint.
+//! The version document clients use to discover the v2 endpoint (and the
+//! deprecated v1 one, listed last as Glance 15 listed it).
 
 use serde_json::{json, Value};
 
@@ -21,9 +22,14 @@ const SINGLE_STORE: [(&str, &str); 11] = [
 /// Extra versions Glance lists when several stores are configured.
 const MULTI_STORE: [&str; 5] = ["v2.13", "v2.12", "v2.11", "v2.10", "v2.8"];
 
-/// The `{"versions": [...]}` document; every entry links to `<base_url>/v2/`.
+/// The v1 versions, after every v2 one (Glance 15 with `enable_v1_api`).
+const V1: [(&str, &str); 2] = [("v1.1", "DEPRECATED"), ("v1.0", "DEPRECATED")];
+
+/// The `{"versions": [...]}` document; every v2 entry links to
+/// `<base_url>/v2/`, every v1 entry to `<base_url>/v1/`.
 pub fn document(base_url: &str, multi_store: bool) -> Value {
-    let href = format!("{}/v2/", base_url.trim_end_matches('/'));
+    let base = base_url.trim_end_matches('/');
+    let href = format!("{base}/v2/");
     let entry = |id: &str, status: &str| json!({"id": id, "status": status, "links": [{"rel": "self", "href": href}]});
     let mut versions: Vec<Value> = Vec::new();
     for (i, (id, status)) in SINGLE_STORE.iter().enumerate() {
@@ -33,6 +39,10 @@ pub fn document(base_url: &str, multi_store: bool) -> Value {
             versions.extend(MULTI_STORE.iter().map(|id| entry(id, "SUPPORTED")));
         }
     }
+    let v1_href = format!("{base}/v1/");
+    versions.extend(V1.iter().map(|(id, status)| {
+        json!({"id": id, "status": status, "links": [{"rel": "self", "href": v1_href}]})
+    }));
     json!({ "versions": versions })
 }
 
@@ -81,7 +91,7 @@ mod tests {
             ids,
             [
                 "v2.18", "v2.17", "v2.16", "v2.15", "v2.14", "v2.9", "v2.7", "v2.6", "v2.5",
-                "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"
+                "v2.4", "v2.3", "v2.2", "v2.1", "v2.0", "v1.1", "v1.0"
             ]
         );
         let current: Vec<_> = doc["versions"]
@@ -100,16 +110,28 @@ mod tests {
     fn lists_v2_17_as_current_with_absolute_links() {
         let doc = document("http://h:3000/", false);
         let v = doc["versions"].as_array().unwrap();
-        assert_eq!(v.len(), 11);
+        assert_eq!(v.len(), 13);
         let current: Vec<_> = v.iter().filter(|e| e["status"] == "CURRENT").collect();
         assert_eq!(current.len(), 1);
         assert_eq!(current[0]["id"], "v2.17");
         assert_eq!(v[0]["links"][0]["href"], "http://h:3000/v2/");
+        let v1: Vec<_> = v[11..]
+            .iter()
+            .map(|e| (e["id"].clone(), e["status"].clone()))
+            .collect();
+        assert_eq!(
+            v1,
+            [
+                (json!("v1.1"), json!("DEPRECATED")),
+                (json!("v1.0"), json!("DEPRECATED"))
+            ]
+        );
+        assert_eq!(v[12]["links"][0]["href"], "http://h:3000/v1/");
     }
 
     #[test]
     fn multi_store_adds_versions() {
         let doc = document("http://h", true);
-        assert_eq!(doc["versions"].as_array().unwrap().len(), 16);
+        assert_eq!(doc["versions"].as_array().unwrap().len(), 18);
     }
 }

@@ -7,23 +7,34 @@ use super::{edge, Ctx};
 use crate::api::routes::Params;
 use crate::api::{ApiRequest, ApiResponse, Body};
 use crate::auth::policy::Rule;
-use crate::data::blob::{BlobStore, ByteRange};
+use crate::data::blob::{BlobStore, ByteRange, Location};
 use crate::data::cache::{Cache, Served, Source, Via, Wanted};
+use crate::data::inspect;
 use crate::data::lease;
 use crate::data::range::{parse_range, RangeRequest};
 use crate::data::receive::{self, ReceiveRules};
 use crate::data::stores::StoreId;
 use crate::db::leases::{Lease, LeaseKind};
 use crate::error::{ApiError, ApiResult};
-use crate::image::{ContainerFormat, Image, Staged, Status};
+use crate::image::{ContainerFormat, DiskFormat, Image, Staged, Status};
 use crate::notify::Event;
 use crate::settings::CacheSettings;
 
+/// The media type of the request body, without parameters ("" when none).
+fn media_type<'r>(req: &'r ApiRequest) -> &'r str {
+    let ct = req.header("content-type").unwrap_or("");
+    ct.split(';').next().unwrap_or("").trim()
+}
+
+/// Whether the body is declared `application/octet-stream`.
+pub(crate) fn is_octet_stream(req: &ApiRequest) -> bool {
+    media_type(req).eq_ignore_ascii_case("application/octet-stream")
+}
+
 /// 415 unless the body is `application/octet-stream`.
 fn check_octet_stream(req: &ApiRequest) -> ApiResult<()> {
-    let ct = req.header("content-type").unwrap_or("");
-    let media = ct.split(';').next().unwrap_or("").trim();
-    if !media.eq_ignore_ascii_case("application/octet-stream") {
+    let media = media_type(req);
+    if !is_octet_stream(req) {
         return Err(ApiError::unsupported_media_type(format!(
             "Invalid content type {}",
             if media.is_empty() { "None" } else { media }
@@ -165,62 +176,158 @@ pub(super) fn upload(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
             )
         }));
     }
+    let announced = Announced {
+        size: expected,
+        checksum: None,
+    };
+    let uploaded = store_data(ctx, req, &img, &announced)?;
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT).with_events(uploaded.events))
+}
+
+/// What the client said the data will be; an upload that differs is refused (400).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Announced<'a> {
+    /// Bytes.
+    pub size: Option<u64>,
+    /// md5, hex (the v1 API's `x-image-meta-checksum`).
+    pub checksum: Option<&'a str>,
+}
+
+/// Streams the request body into a new object of the target store and
+/// activates the image `img` (already authorized for upload) with it: the
+/// one upload path of both API versions. The image must be queued (409
+/// otherwise, also when another upload claims it first). On failure the
+/// image is queued again and nothing is kept.
+///
+/// v2 sets both formats first. The v1 API lets data come first (its
+/// seeds' `images.create(name=...)` then `image.update(data=...)`): an image
+/// without a container format takes `bare`, and one without a disk format
+/// the format its data shows (`raw` when it shows none Glance names), judged
+/// by the same safety checks as a declared one.
+pub(crate) fn store_data(
+    ctx: &Ctx,
+    req: &mut ApiRequest,
+    img: &Image,
+    announced: &Announced,
+) -> ApiResult<Uploaded> {
+    let id = &img.id;
     let store = target_store(ctx, req)?;
-    let (max_bytes, too_large) = upload_limit(ctx, &img)?;
+    let (max_bytes, too_large) = upload_limit(ctx, img)?;
+    let container = img.container_format.unwrap_or(ContainerFormat::Bare);
     let rules = ReceiveRules {
         disk_format: img.disk_format,
-        inspect: img.container_format == Some(ContainerFormat::Bare),
+        inspect: container == ContainerFormat::Bare,
         max_bytes,
         too_large: &too_large,
-        expected_size: expected,
+        expected_size: announced.size,
     };
     let (received, held) = receive_claimed(ctx, req, id, Status::Saving, store, &rules)?;
-    let mut preparing = img;
+    let mut preparing = img.clone();
     preparing.status = Status::Saving;
-    let facts = received.facts();
+    let mut facts = received.facts();
     let location = received.location;
+    let discard = |why: &str| {
+        if let Err(d) = store.delete(&location) {
+            ctx.ports
+                .log_error(&format!("removing the data of {why} image {id}"), d);
+        }
+        lease::expire(ctx.ports, &held);
+    };
+    let refuse = |err: ApiError| {
+        restore_queued(ctx, id, Status::Saving);
+        discard("refused");
+        Err(err)
+    };
+    let disk = match (img.disk_format, &received.inspection) {
+        (Some(d), _) => d,
+        (None, inspection) => {
+            let shown = inspection
+                .as_ref()
+                .and_then(|i| DiskFormat::parse(i.format.as_str()))
+                .unwrap_or(DiskFormat::Raw);
+            if let Some(i) = inspection {
+                match inspect::verdict(shown.as_str(), i) {
+                    Ok(v) => facts.virtual_size = v,
+                    Err(e) => return refuse(e.into()),
+                }
+            }
+            shown
+        }
+    };
+    if let Some(want) = announced
+        .checksum
+        .filter(|c| !c.eq_ignore_ascii_case(&facts.checksum))
+    {
+        return refuse(ApiError::bad_request(format!(
+            "Supplied checksum ({want}) and checksum generated from uploaded image ({}) did \
+             not match.",
+            facts.checksum
+        )));
+    }
     let saved = ctx.modify(id, None, |img| {
         if img.status != Status::Saving {
             return Err(ApiError::conflict("The image changed during the upload."));
         }
+        img.disk_format.get_or_insert(disk);
+        img.container_format.get_or_insert(container);
         img.activate(&facts, vec![location.clone()])
             .map_err(|t| ApiError::conflict(t.to_string()))?;
         Ok(true)
     });
-    let active = saved.map_err(|e| vanished(ctx, store, &location, &held, id, e))?;
-    lease::release(ctx.ports, &held);
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT).with_events(vec![
-        Event::image("image.prepare", &preparing),
-        Event::image("image.upload", &active),
-        Event::image("image.activate", &active),
-    ]))
+    match saved {
+        Ok(active) => {
+            lease::release(ctx.ports, &held);
+            let events = vec![
+                Event::image("image.prepare", &preparing),
+                Event::image("image.upload", &active),
+                Event::image("image.activate", &active),
+            ];
+            Ok(Uploaded {
+                image: active,
+                events,
+            })
+        }
+        Err(e) => {
+            // Deleted (or otherwise changed) meanwhile: the data has no image.
+            discard("vanished");
+            if e.status != StatusCode::NOT_FOUND {
+                return Err(e);
+            }
+            Err(ApiError::new(
+                StatusCode::GONE,
+                format!(
+                    "Image {id} could not be found after upload. The image may have been \
+                     deleted during the upload."
+                ),
+            ))
+        }
+    }
 }
 
-/// The upload's image changed or went while its data streamed: the data has
-/// no image, so it goes; 410 if the image was deleted.
-fn vanished(
-    ctx: &Ctx,
-    store: &dyn BlobStore,
-    location: &crate::data::blob::Location,
-    held: &Lease,
-    id: &str,
-    e: ApiError,
-) -> ApiError {
-    if let Err(d) = store.delete(location) {
-        ctx.ports
-            .log_error(&format!("removing the data of vanished image {id}"), d);
+/// An upload's outcome: the image, now active, and the events it makes
+/// (`image.prepare`, `image.upload`, `image.activate`) for the response to
+/// publish.
+pub(crate) struct Uploaded {
+    /// The active image.
+    pub image: Image,
+    /// Its events, in the order they happened.
+    pub events: Vec<Event>,
+}
+
+/// The store and location to read an image's data from: None unless the
+/// image is active (or deactivated) and has data in an enabled store.
+pub(crate) fn stored<'c>(
+    ctx: &'c Ctx,
+    img: &'c Image,
+) -> ApiResult<Option<(&'c dyn BlobStore, &'c Location)>> {
+    if !matches!(img.status, Status::Active | Status::Deactivated) {
+        return Ok(None);
     }
-    lease::expire(ctx.ports, held);
-    if e.status != StatusCode::NOT_FOUND {
-        return e;
-    }
-    ApiError::new(
-        StatusCode::GONE,
-        format!(
-            "Image {id} could not be found after upload. The image may have been deleted \
-             during the upload."
-        ),
-    )
+    let stores = ctx.stores()?;
+    Ok(img
+        .locations
+        .iter()
+        .find_map(|l| stores.for_location(l).map(|s| (s, l))))
 }
 
 /// `GET /v2/images/{image_id}/file`.
@@ -240,13 +347,7 @@ pub(super) fn download(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult
             "The requested image has been deactivated. Image data download is forbidden.",
         ));
     }
-    let stores = ctx.stores()?;
-    let Some((store, location)) = img
-        .locations
-        .iter()
-        .find_map(|l| stores.for_location(l).map(|s| (s, l)))
-        .filter(|_| matches!(img.status, Status::Active | Status::Deactivated))
-    else {
+    let Some((store, location)) = stored(ctx, &img)? else {
         return Ok(ApiResponse::empty(StatusCode::NO_CONTENT));
     };
     let size = location.size;

@@ -58,7 +58,7 @@ pub(super) fn list(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<Api
 
 /// The policy target of a listed image: the list query only returns others'
 /// shared images when the caller is a member.
-fn list_target(caller: &Caller, img: &Image) -> Target {
+pub(crate) fn list_target(caller: &Caller, img: &Image) -> Target {
     let member_id = match (&caller.project_id, img.visibility) {
         (Some(p), Visibility::Shared) if !caller.owns(img.owner.as_deref()) => Some(p.clone()),
         _ => None,
@@ -111,29 +111,7 @@ pub(super) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
         }
     }
 
-    let target = Target {
-        owner: img.owner.clone(),
-        member_id: None,
-        visibility: Some(img.visibility.as_str().to_string()),
-    };
-    if !ctx.policy.allows(Rule::AddImage, &ctx.caller, &target) {
-        if img.owner != ctx.caller.project_id {
-            return Err(ApiError::forbidden(format!(
-                "You are not permitted to create images owned by '{}'",
-                img.owner.as_deref().unwrap_or("None")
-            )));
-        }
-        ctx.policy.enforce(Rule::AddImage, &ctx.caller, &target)?;
-    }
-    enforce_visibility(ctx, img.visibility, &target)?;
-    check_quotas(&img, &ctx.limits)?;
-
-    if ctx.repo.insert(&img)? == Write::Conflict {
-        return Err(ApiError::conflict(format!(
-            "Image ID {} already exists!",
-            img.id
-        )));
-    }
+    insert_new(ctx, &img)?;
     let location = format!("{}{}", req.base_url, img.self_link());
     let mut resp = ctx
         .image_response(StatusCode::CREATED, &img)
@@ -152,6 +130,34 @@ pub(super) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
     Ok(resp)
 }
 
+/// Records a new image after the rules allow it: `add_image` for its owner,
+/// the right to its visibility, the quotas; 409 if its id was ever used.
+pub(crate) fn insert_new(ctx: &Ctx, img: &Image) -> ApiResult<()> {
+    let target = Target {
+        owner: img.owner.clone(),
+        member_id: None,
+        visibility: Some(img.visibility.as_str().to_string()),
+    };
+    if !ctx.policy.allows(Rule::AddImage, &ctx.caller, &target) {
+        if img.owner != ctx.caller.project_id {
+            return Err(ApiError::forbidden(format!(
+                "You are not permitted to create images owned by '{}'",
+                img.owner.as_deref().unwrap_or("None")
+            )));
+        }
+        ctx.policy.enforce(Rule::AddImage, &ctx.caller, &target)?;
+    }
+    enforce_visibility(ctx, img.visibility, &target)?;
+    check_quotas(img, &ctx.limits)?;
+    if ctx.repo.insert(img)? == Write::Conflict {
+        return Err(ApiError::conflict(format!(
+            "Image ID {} already exists!",
+            img.id
+        )));
+    }
+    Ok(())
+}
+
 fn enforce_visibility(ctx: &Ctx, visibility: Visibility, target: &Target) -> ApiResult<()> {
     match visibility {
         Visibility::Public => ctx
@@ -165,7 +171,7 @@ fn enforce_visibility(ctx: &Ctx, visibility: Visibility, target: &Target) -> Api
 }
 
 /// 413 when an image carries more tags or custom properties than allowed.
-pub(super) fn check_quotas(img: &Image, limits: &ImageLimits) -> ApiResult<()> {
+pub(crate) fn check_quotas(img: &Image, limits: &ImageLimits) -> ApiResult<()> {
     let props = img
         .properties
         .keys()
@@ -240,8 +246,14 @@ fn hide_if_invisible(ctx: &Ctx, target: &Target, id: &str, err: ApiError) -> Api
 
 /// `DELETE /v2/images/{image_id}`.
 pub(super) fn delete(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
-    let id = &p["image_id"];
     req.reject_body()?;
+    let deleted = delete_image(ctx, &p["image_id"])?;
+    Ok(ApiResponse::empty(StatusCode::NO_CONTENT).with_events(vec![deleted]))
+}
+
+/// Deletes image `id` if the caller may (`delete_image`, not protected) and
+/// reclaims its data; returns the `image.delete` event to publish.
+pub(crate) fn delete_image(ctx: &Ctx, id: &str) -> ApiResult<Event> {
     let access = ctx.access();
     let v = access.load(id)?;
     access.enforce(Rule::DeleteImage, &v)?;
@@ -260,6 +272,5 @@ pub(super) fn delete(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
     let mut gone = v.image;
     gone.status = Status::Deleted;
     gone.updated_at = Timestamp::now();
-    Ok(ApiResponse::empty(StatusCode::NO_CONTENT)
-        .with_events(vec![Event::image("image.delete", &gone)]))
+    Ok(Event::image("image.delete", &gone))
 }

@@ -1,13 +1,14 @@
 //! The images service: `/v2/images` and everything below it except members,
-//! `/v2/info/*` and `/v2/stores/*`.
+//! `/v2/info/*` and `/v2/stores/*`, and the v1 API's `/v1/images` (handlers
+//! in [`crate::api::v1`]) except its members.
 
 mod actions;
 mod cache;
 mod edge;
-mod files;
+pub(crate) mod files;
 mod import;
 mod info;
-mod metadata;
+pub(crate) mod metadata;
 mod tags;
 mod tasks;
 #[cfg(test)]
@@ -19,7 +20,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use crate::api::routes::{self, Params, Route};
-use crate::api::{serve, ApiRequest, ApiResponse};
+use crate::api::{serve, v1, ApiRequest, ApiResponse};
 use crate::auth;
 use crate::auth::caller::Caller;
 use crate::auth::policy::{Policy, Rule};
@@ -111,6 +112,26 @@ static ROUTES: &[Route<Handler>] = &[
     Route {
         path: "/v2/cache/{image_id}",
         methods: &[("PUT", cache::queue), ("DELETE", cache::delete_entry)],
+    },
+    Route {
+        path: "/v1/images",
+        methods: &[("GET", v1::images::index), ("POST", v1::images::create)],
+    },
+    Route {
+        path: "/v1/images/detail",
+        methods: &[
+            ("GET", v1::images::detail),
+            ("HEAD", v1::images::detail_head),
+        ],
+    },
+    Route {
+        path: "/v1/images/{image_id}",
+        methods: &[
+            ("GET", v1::images::show),
+            ("HEAD", v1::images::meta),
+            ("PUT", v1::images::update),
+            ("DELETE", v1::images::delete),
+        ],
     },
 ];
 

@@ -91,6 +91,9 @@ pub enum VisibilityFilter {
     Community,
     /// `all`: everything the caller may see, community images included.
     All,
+    /// Anything but public (the v1 API's `is_public=false`); community
+    /// images only the caller's own, as without a filter.
+    NotPublic,
 }
 
 /// `member_status=`: which shared-with-me images appear.
@@ -136,6 +139,10 @@ pub struct ListQuery {
     pub member_status: MemberStatusFilter,
     /// `os_hidden=true` lists only hidden images; default lists only visible ones.
     pub os_hidden: bool,
+    /// Deleted images too (the v1 API's `changes-since`).
+    pub include_deleted: bool,
+    /// An admin lists what a user of its project would (the v1 API's default).
+    pub admin_as_user: bool,
     /// The parameters as received, in order, for the `first`/`next` links.
     params: Vec<(String, String)>,
 }
@@ -163,6 +170,34 @@ fn static_name(list: &[&'static str], name: &str) -> Option<&'static str> {
 }
 
 impl ListQuery {
+    /// A query without filters, sorted by `sort` (then `created_at` and `id`
+    /// in the first key's direction), for callers that read their own
+    /// parameters (the v1 API).
+    pub fn new(limit: u32, sort: Vec<(&'static str, SortDir)>) -> Self {
+        let mut q = ListQuery {
+            limit,
+            marker: None,
+            sort,
+            filters: Vec::new(),
+            visibility: None,
+            member_status: MemberStatusFilter::Only(MemberStatus::Accepted),
+            os_hidden: false,
+            include_deleted: false,
+            admin_as_user: false,
+            params: Vec::new(),
+        };
+        let default_dir = q.sort.first().map_or(SortDir::Desc, |(_, d)| *d);
+        if q.sort.is_empty() {
+            q.sort.push(("created_at", default_dir));
+        }
+        for tie in ["created_at", "id"] {
+            if !q.sort.iter().any(|(k, _)| *k == tie) {
+                q.sort.push((tie, default_dir));
+            }
+        }
+        q
+    }
+
     /// Parses a raw query string (without `?`).
     pub fn parse(query: &str, limits: &ImageLimits) -> ApiResult<Self> {
         let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
@@ -176,6 +211,8 @@ impl ListQuery {
             visibility: None,
             member_status: MemberStatusFilter::Only(MemberStatus::Accepted),
             os_hidden: false,
+            include_deleted: false,
+            admin_as_user: false,
             params: params.clone(),
         };
         let mut sort_keys: Vec<&'static str> = Vec::new();
