@@ -141,14 +141,18 @@ fn lifecycle_events_reach_a_redis_subscriber_in_order() {
 }
 
 #[test]
-fn an_unreachable_redis_neither_fails_nor_holds_up_requests() {
-    // A port nothing listens on: publishing fails after the response, and
-    // the failure is logged, never answered.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+fn a_broken_redis_neither_fails_nor_holds_up_requests() {
+    // A "Redis" that closes every connection at once: publishing fails after
+    // the response, and the failure is logged, never answered. (The port
+    // stays ours: a port merely left free could be taken by another test's
+    // server, which would hold the connection open.)
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+    });
     let svc = Service::builder()
         .envs(&[
             ("SPIN_VARIABLE_NOTIFICATION_DRIVER", "redis"),
