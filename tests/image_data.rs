@@ -55,9 +55,11 @@ fn one_gib_round_trip_with_flat_memory() {
     // Flat: a small fraction of the 1 GiB. The allowance covers an
     // eight-chunk key-value batch (8 MB in the guest, its copy in the host),
     // linear memory that never shrinks, and Spin's allocator under a loaded
-    // machine (35-70 MiB seen on Spin, less on glance-host).
+    // machine (37-88 MiB seen on Spin, where glibc's arenas keep freed
+    // buffers: 31-34 MiB with MALLOC_ARENA_MAX=2; less on glance-host).
+    // An upload that buffered would grow by the whole 1 GiB.
     assert!(
-        growth < 96 << 20,
+        growth < 128 << 20,
         "host memory grew by {} MiB",
         growth >> 20
     );
