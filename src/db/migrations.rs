@@ -167,6 +167,135 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             END",
         ],
     ),
+    (
+        6,
+        // Lists that stay fast at any size (src/db/image_list/): for every
+        // sort key, an index per visibility partition (`images_v_*`) and per
+        // owner and partition (`images_o_*`), in that key's order and over
+        // live rows only, so a page is a bounded walk merged across the
+        // partitions a caller sees; an index per filterable column
+        // (`images_f_*`) for filters that select few rows; tags and custom
+        // properties in side tables kept by triggers in the same statement
+        // as the image row (and filled from existing rows); `images_changes`
+        // for the v1 API's `changes-since`, which lists deleted rows too.
+        &[
+            // Sort values as columns (NULL sorts as the type's default, as in
+            // Glance): an index on them seeks to a marker with a row-value
+            // comparison, which SQLite does for columns, not expressions.
+            "ALTER TABLE images ADD COLUMN sort_name TEXT GENERATED ALWAYS AS (COALESCE(name, '')) VIRTUAL",
+            "ALTER TABLE images ADD COLUMN sort_container_format TEXT \
+             GENERATED ALWAYS AS (COALESCE(container_format, '')) VIRTUAL",
+            "ALTER TABLE images ADD COLUMN sort_disk_format TEXT \
+             GENERATED ALWAYS AS (COALESCE(disk_format, '')) VIRTUAL",
+            "ALTER TABLE images ADD COLUMN sort_size INTEGER GENERATED ALWAYS AS (COALESCE(size, 0)) VIRTUAL",
+            "CREATE INDEX IF NOT EXISTS images_v_name ON images (os_hidden, visibility, sort_name, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_v_status ON images (os_hidden, visibility, status, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_v_container_format ON images (os_hidden, visibility, sort_container_format, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_v_disk_format ON images (os_hidden, visibility, sort_disk_format, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_v_size ON images (os_hidden, visibility, sort_size, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_v_id ON images (os_hidden, visibility, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_v_created_at ON images (os_hidden, visibility, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_v_updated_at ON images (os_hidden, visibility, updated_at, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_o_name ON images (owner, visibility, os_hidden, sort_name, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_o_status ON images (owner, visibility, os_hidden, status, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_o_container_format ON images (owner, visibility, os_hidden, sort_container_format, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_o_disk_format ON images (owner, visibility, os_hidden, sort_disk_format, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_o_size ON images (owner, visibility, os_hidden, sort_size, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_o_id ON images (owner, visibility, os_hidden, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_o_created_at ON images (owner, visibility, os_hidden, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_o_updated_at ON images (owner, visibility, os_hidden, updated_at, created_at, id) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_name ON images (name, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_status ON images (status, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_container_format ON images (container_format, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_disk_format ON images (disk_format, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_checksum ON images (checksum, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_os_hash_value ON images (os_hash_value, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_os_hash_algo ON images (os_hash_algo, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_min_ram ON images (min_ram, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_min_disk ON images (min_disk, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_size ON images (size, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_virtual_size ON images (virtual_size, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_protected ON images (protected, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_created_at ON images (created_at, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_f_updated_at ON images (updated_at, os_hidden) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "CREATE INDEX IF NOT EXISTS images_changes ON images (os_hidden, updated_at)",
+            "DROP INDEX IF EXISTS images_visibility",
+            "DROP INDEX IF EXISTS images_owner_created",
+            "DROP INDEX IF EXISTS images_created",
+            "CREATE TABLE IF NOT EXISTS image_tags (
+            tag TEXT NOT NULL,
+            image_id TEXT NOT NULL,
+            PRIMARY KEY (tag, image_id)
+        ) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS image_tags_image ON image_tags (image_id)",
+            "CREATE TABLE IF NOT EXISTS image_properties (
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            image_id TEXT NOT NULL,
+            PRIMARY KEY (key, value, image_id)
+        ) WITHOUT ROWID",
+            "CREATE INDEX IF NOT EXISTS image_properties_image ON image_properties (image_id)",
+            "CREATE TRIGGER IF NOT EXISTS images_side_insert AFTER INSERT ON images
+            FOR EACH ROW
+            BEGIN
+              INSERT OR IGNORE INTO image_tags (tag, image_id)
+                SELECT value, NEW.id FROM json_each(NEW.tags) WHERE value IS NOT NULL;
+              INSERT OR IGNORE INTO image_properties (key, value, image_id)
+                SELECT key, value, NEW.id FROM json_each(NEW.properties) WHERE value IS NOT NULL;
+            END",
+            "CREATE TRIGGER IF NOT EXISTS images_side_tags AFTER UPDATE OF tags ON images
+            FOR EACH ROW WHEN OLD.tags IS NOT NEW.tags
+            BEGIN
+              DELETE FROM image_tags WHERE image_id = OLD.id;
+              INSERT OR IGNORE INTO image_tags (tag, image_id)
+                SELECT value, NEW.id FROM json_each(NEW.tags) WHERE value IS NOT NULL;
+            END",
+            "CREATE TRIGGER IF NOT EXISTS images_side_properties AFTER UPDATE OF properties ON images
+            FOR EACH ROW WHEN OLD.properties IS NOT NEW.properties
+            BEGIN
+              DELETE FROM image_properties WHERE image_id = OLD.id;
+              INSERT OR IGNORE INTO image_properties (key, value, image_id)
+                SELECT key, value, NEW.id FROM json_each(NEW.properties) WHERE value IS NOT NULL;
+            END",
+            // Rows written before the triggers existed; a row written since
+            // is there already (OR IGNORE).
+            "INSERT OR IGNORE INTO image_tags (tag, image_id)
+            SELECT j.value, images.id FROM images, json_each(images.tags) j WHERE j.value IS NOT NULL",
+            "INSERT OR IGNORE INTO image_properties (key, value, image_id)
+            SELECT j.key, j.value, images.id FROM images, json_each(images.properties) j
+            WHERE j.value IS NOT NULL",
+        ],
+    ),
 ];
 
 /// Runs one migration statement; adding a column that exists (another

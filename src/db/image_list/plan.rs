@@ -1,0 +1,285 @@
+//! Which rows a list page starts from.
+//!
+//! Two ways, chosen per request so that no page reads a share of the
+//! catalogue:
+//! - [`Driver::Walk`]: each visibility partition the caller sees ([`Arm`]) is
+//!   walked in sort order through its index and the partitions are merged, so
+//!   a page reads about as many index entries as it shows — when the filters
+//!   keep most rows.
+//! - [`Driver::Filter`]: the rows of the most selective filter, found through
+//!   its index and then sorted — when that filter keeps fewer than the probe's
+//!   cap (one counting query, `LIMIT cap`, over all indexed filters at once).
+//!
+//! Either way the work is bounded by the cap or the page, not the catalogue.
+
+use crate::auth::caller::Caller;
+use crate::image::list_query::{Filter, ListQuery, MemberStatusFilter, VisibilityFilter};
+use crate::image::member::MemberStatus;
+use crate::ports::{Database, SqlValue, StoreError};
+
+use super::sql::{filter_clause, SqlBuilder};
+
+/// Rows a filter may select and still drive a page (they are sorted whole).
+pub(crate) const PROBE_CAP: i64 = 2000;
+
+/// The condition a partial index of live rows carries (written as in the
+/// migration, so SQLite sees that a query implies it).
+pub(super) const LIVE: &str = "images.deleted = 0 AND images.status != 'killed'";
+
+/// One visibility partition a caller sees, walked in sort order.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Arm {
+    /// Every live image of this visibility (`images_v_*`).
+    Visibility(&'static str),
+    /// This owner's images of this visibility (`images_o_*`).
+    Owned(&'static str, String),
+    /// Shared images another project owns and made `project` a member of
+    /// (memberships in `status`, or any), through the members index.
+    SharedWith {
+        /// The member.
+        project: String,
+        /// Only memberships in this state.
+        status: Option<MemberStatus>,
+    },
+}
+
+/// How the rows of a page are found.
+#[derive(Debug)]
+pub(super) enum Driver<'q> {
+    /// Walk the caller's partitions in sort order, merged.
+    Walk(Vec<Arm>),
+    /// Start from the few rows this filter selects, then sort them.
+    Filter(&'q Filter),
+    /// The v1 API's `changes-since`: deleted rows too, from `images_changes`.
+    Changes,
+}
+
+/// Picks the driver for `q`; `cap` is [`PROBE_CAP`] except in tests (0 always
+/// walks, `i64::MAX` always starts from a filter when one has an index).
+pub(super) fn choose<'q>(
+    db: &dyn Database,
+    q: &'q ListQuery,
+    caller: &Caller,
+    cap: i64,
+) -> Result<Driver<'q>, StoreError> {
+    if q.include_deleted {
+        return Ok(Driver::Changes);
+    }
+    let (selects, params, counted, mut counts) = probes(q, cap);
+    if (selects.is_empty() && counts.is_empty()) || cap <= 0 {
+        return Ok(Driver::Walk(arms(q, caller)));
+    }
+    if !selects.is_empty() {
+        let rows = db.execute(&probe_sql(&selects), &params)?;
+        let row = rows.rows.into_iter().next().unwrap_or_default();
+        for (f, v) in counted.into_iter().zip(row) {
+            counts.push((f, v.as_i64().unwrap_or(i64::MAX)));
+        }
+    }
+    Ok(match counts.into_iter().min_by_key(|(_, n)| *n) {
+        Some((f, n)) if n < cap => Driver::Filter(f),
+        _ => Driver::Walk(arms(q, caller)),
+    })
+}
+
+/// Counting subqueries, their parameters, the filters they count, and the
+/// filters whose counts are known without one.
+type Probes<'q> = (
+    Vec<String>,
+    Vec<SqlValue>,
+    Vec<&'q Filter>,
+    Vec<(&'q Filter, i64)>,
+);
+
+fn probes(q: &ListQuery, cap: i64) -> Probes<'_> {
+    let mut out: Probes = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for f in &q.filters {
+        match probe(f, q.os_hidden, cap) {
+            Some(Probe::Count(n)) => out.3.push((f, n)),
+            Some(Probe::Sql(sql, ps)) => {
+                out.0.push(format!("({sql})"));
+                out.1.extend(ps);
+                out.2.push(f);
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+fn probe_sql(selects: &[String]) -> String {
+    format!("SELECT {}", selects.join(", "))
+}
+
+/// The counting statement [`choose`] runs for `q`, if any (for the plan tests).
+#[cfg(test)]
+pub(super) fn probe_statement(q: &ListQuery, cap: i64) -> Option<(String, Vec<SqlValue>)> {
+    let (selects, params, _, _) = probes(q, cap);
+    (!selects.is_empty()).then(|| (probe_sql(&selects), params))
+}
+
+/// How many rows a filter selects, at most the cap: known, or a counting
+/// subquery with its parameters.
+enum Probe {
+    Count(i64),
+    Sql(String, Vec<SqlValue>),
+}
+
+/// The index a filter can drive a page from; `None` for filters without one
+/// (`!=` on a date).
+pub(super) fn driver_index(f: &Filter) -> Option<&'static str> {
+    Some(match f {
+        Filter::Equals(col, _) | Filter::In(col, _) => column_index(col)?,
+        Filter::Range(col, _, _) => column_index(col)?,
+        Filter::Time(_, crate::image::list_query::CmpOp::Neq, _) => return None,
+        Filter::Time(col, _, _) => column_index(col)?,
+        Filter::Tag(_) => "image_tags",
+        Filter::Property(_, _) => "image_properties",
+    })
+}
+
+/// The index whose leading column is `col` (the owner's leads its partitions).
+fn column_index(col: &str) -> Option<&'static str> {
+    Some(match col {
+        "id" => "sqlite_autoindex_images_1",
+        "owner" => "images_o_created_at",
+        "name" => "images_f_name",
+        "status" => "images_f_status",
+        "container_format" => "images_f_container_format",
+        "disk_format" => "images_f_disk_format",
+        "checksum" => "images_f_checksum",
+        "os_hash_value" => "images_f_os_hash_value",
+        "os_hash_algo" => "images_f_os_hash_algo",
+        "min_ram" => "images_f_min_ram",
+        "min_disk" => "images_f_min_disk",
+        "size" => "images_f_size",
+        "virtual_size" => "images_f_virtual_size",
+        "protected" => "images_f_protected",
+        "created_at" => "images_f_created_at",
+        "updated_at" => "images_f_updated_at",
+        _ => return None,
+    })
+}
+
+fn probe(f: &Filter, os_hidden: bool, cap: i64) -> Option<Probe> {
+    let index = driver_index(f)?;
+    Some(match f {
+        Filter::Equals("id", _) => Probe::Count(1),
+        Filter::In("id", ids) => Probe::Count(ids.len() as i64),
+        // Side rows of deleted and hidden images count too: an overestimate
+        // only walks where starting from the filter would have done.
+        Filter::Tag(t) => Probe::Sql(
+            "SELECT count(*) FROM (SELECT 1 FROM image_tags WHERE tag = ? LIMIT ?)".into(),
+            vec![t.clone().into(), cap.into()],
+        ),
+        Filter::Property(k, v) => Probe::Sql(
+            "SELECT count(*) FROM (SELECT 1 FROM image_properties WHERE key = ? AND value = ? \
+             LIMIT ?)"
+                .into(),
+            vec![k.clone().into(), v.clone().into(), cap.into()],
+        ),
+        _ => {
+            let mut sql = SqlBuilder::default();
+            filter_clause(&mut sql, f);
+            sql.push("images.os_hidden = ?", [os_hidden.into()]);
+            sql.push(LIVE, []);
+            sql.params.push(cap.into());
+            Probe::Sql(
+                format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM images INDEXED BY {index} WHERE {} \
+                     LIMIT ?)",
+                    sql.conditions.join(" AND ")
+                ),
+                sql.params,
+            )
+        }
+    })
+}
+
+/// The partitions `caller` sees under `q`'s visibility filter — Glance's
+/// listing rules, as disjoint arms.
+pub(super) fn arms(q: &ListQuery, caller: &Caller) -> Vec<Arm> {
+    use Arm::{Owned, Visibility as V};
+    let project = caller.project_id.clone();
+    let arms = if caller.is_admin() && !q.admin_as_user {
+        let own_community = project.map(|p| Owned("community", p));
+        match q.visibility {
+            None => [V("public"), V("private"), V("shared")]
+                .into_iter()
+                .chain(own_community)
+                .collect(),
+            Some(VisibilityFilter::NotPublic) => [V("private"), V("shared")]
+                .into_iter()
+                .chain(own_community)
+                .collect(),
+            Some(VisibilityFilter::All) => {
+                vec![V("public"), V("private"), V("shared"), V("community")]
+            }
+            Some(VisibilityFilter::Public) => vec![V("public")],
+            Some(VisibilityFilter::Private) => vec![V("private")],
+            Some(VisibilityFilter::Shared) => vec![V("shared")],
+            Some(VisibilityFilter::Community) => vec![V("community")],
+        }
+    } else {
+        match project {
+            None => match q.visibility {
+                None | Some(VisibilityFilter::Public) => vec![V("public")],
+                Some(VisibilityFilter::Community) => vec![V("community")],
+                Some(VisibilityFilter::All) => vec![V("public"), V("community")],
+                Some(_) => Vec::new(),
+            },
+            Some(p) => {
+                let with = Arm::SharedWith {
+                    project: p.clone(),
+                    status: match q.member_status {
+                        MemberStatusFilter::Only(s) => Some(s),
+                        MemberStatusFilter::All => None,
+                    },
+                };
+                let own = |v| Owned(v, p.clone());
+                match q.visibility {
+                    None => vec![
+                        V("public"),
+                        own("private"),
+                        own("shared"),
+                        own("community"),
+                        with,
+                    ],
+                    Some(VisibilityFilter::Public) => vec![V("public")],
+                    Some(VisibilityFilter::Private) => vec![own("private")],
+                    Some(VisibilityFilter::Shared) => vec![own("shared"), with],
+                    Some(VisibilityFilter::Community) => vec![V("community")],
+                    Some(VisibilityFilter::All) => vec![
+                        V("public"),
+                        V("community"),
+                        own("private"),
+                        own("shared"),
+                        with,
+                    ],
+                    Some(VisibilityFilter::NotPublic) => {
+                        vec![own("private"), own("shared"), own("community"), with]
+                    }
+                }
+            }
+        }
+    };
+    narrow_to_owner(arms, q)
+}
+
+/// An `owner=` filter walks that owner's partitions: a partition of any owner
+/// becomes that owner's, another owner's is dropped.
+fn narrow_to_owner(arms: Vec<Arm>, q: &ListQuery) -> Vec<Arm> {
+    let Some(owner) = q.filters.iter().find_map(|f| match f {
+        Filter::Equals("owner", o) => Some(o),
+        _ => None,
+    }) else {
+        return arms;
+    };
+    arms.into_iter()
+        .filter_map(|a| match a {
+            Arm::Visibility(v) => Some(Arm::Owned(v, owner.clone())),
+            Arm::Owned(v, p) => (p == *owner).then_some(Arm::Owned(v, p)),
+            with @ Arm::SharedWith { .. } => Some(with),
+        })
+        .collect()
+}

@@ -1,0 +1,344 @@
+//! The SQL of a list page: conditions, sort expressions, keyset paging after
+//! the marker, and the statement each [`Driver`] runs.
+
+use crate::auth::caller::Caller;
+use crate::image::list_query::{
+    CmpOp, Filter, ListQuery, MemberStatusFilter, SortDir, VisibilityFilter,
+};
+use crate::image::Image;
+use crate::ports::SqlValue;
+
+use super::plan::{driver_index, Arm, Driver, LIVE};
+
+/// Conditions and their parameters, joined with AND.
+#[derive(Default)]
+pub(super) struct SqlBuilder {
+    pub(super) conditions: Vec<String>,
+    pub(super) params: Vec<SqlValue>,
+}
+
+impl SqlBuilder {
+    pub(super) fn push<I: IntoIterator<Item = SqlValue>>(
+        &mut self,
+        cond: impl Into<String>,
+        params: I,
+    ) {
+        self.conditions.push(cond.into());
+        self.params.extend(params);
+    }
+}
+
+/// The statement of one page: rows of (id, record bytes, sort values...),
+/// in sort order, `limit + 1` of them.
+pub(super) fn page_statement(
+    driver: &Driver,
+    q: &ListQuery,
+    caller: &Caller,
+    marker: Option<&Image>,
+) -> (String, Vec<SqlValue>) {
+    let mut params = Vec::new();
+    let mut sql = match driver {
+        Driver::Walk(arms) => {
+            let selects: Vec<String> = arms
+                .iter()
+                .map(|arm| arm_select(arm, q, marker, &mut params))
+                .collect();
+            // No partition visible: a statement that selects nothing.
+            if selects.is_empty() {
+                return ("SELECT NULL, 0 WHERE 0".to_string(), Vec::new());
+            }
+            selects.join(" UNION ALL ")
+        }
+        Driver::Filter(f) => {
+            let from = match (f, driver_index(f)) {
+                (Filter::Tag(t), _) => {
+                    params.push(t.clone().into());
+                    "image_tags d CROSS JOIN images INDEXED BY sqlite_autoindex_images_1 WHERE d.tag = ? AND images.id = d.image_id \
+                     AND "
+                        .to_string()
+                }
+                (Filter::Property(k, v), _) => {
+                    params.push(k.clone().into());
+                    params.push(v.clone().into());
+                    "image_properties d CROSS JOIN images INDEXED BY sqlite_autoindex_images_1 WHERE d.key = ? AND d.value = ? \
+                     AND images.id = d.image_id AND "
+                        .to_string()
+                }
+                (_, Some(index)) => format!("images INDEXED BY {index} WHERE "),
+                (_, None) => "images WHERE ".to_string(),
+            };
+            let mut b = SqlBuilder::default();
+            b.push(LIVE, []);
+            common(&mut b, q, marker);
+            visibility_clause(&mut b, q, caller);
+            params.extend(b.params);
+            format!(
+                "SELECT {} FROM {from}{}",
+                select_list(q),
+                b.conditions.join(" AND ")
+            )
+        }
+        Driver::Changes => {
+            let mut b = SqlBuilder::default();
+            common(&mut b, q, marker);
+            visibility_clause(&mut b, q, caller);
+            params.extend(b.params);
+            format!(
+                "SELECT {} FROM images INDEXED BY images_changes WHERE {}",
+                select_list(q),
+                b.conditions.join(" AND ")
+            )
+        }
+    };
+    let order: Vec<String> = q
+        .sort
+        .iter()
+        .enumerate()
+        .map(|(i, (_, d))| format!("{} {}", i + 3, dir_sql(*d)))
+        .collect();
+    sql.push_str(&format!(" ORDER BY {} LIMIT ?", order.join(", ")));
+    params.push((i64::from(q.limit) + 1).into());
+    (sql, params)
+}
+
+/// id, record bytes (for the page's memory bound), then the sort values.
+fn select_list(q: &ListQuery) -> String {
+    let mut cols = vec![
+        "images.id".to_string(),
+        "length(images.properties) + length(images.tags) + length(images.locations) \
+         + IFNULL(length(images.name), 0)"
+            .to_string(),
+    ];
+    cols.extend(q.sort.iter().map(|(k, _)| sort_expr(k)));
+    cols.join(", ")
+}
+
+/// `os_hidden`, the filters and the marker: what every arm and driver checks.
+fn common(b: &mut SqlBuilder, q: &ListQuery, marker: Option<&Image>) {
+    b.push("images.os_hidden = ?", [q.os_hidden.into()]);
+    for f in &q.filters {
+        match f {
+            // A date bound on the first sort key on the marker's side: the
+            // marker is where the walk starts (SQLite seeks to one of them),
+            // so the bound is only checked (`+` keeps it off the index).
+            Filter::Time(col, op, ts) if marker.is_some() && marker_side(q, col, *op) => b.push(
+                format!("+images.{col} {} ?", op.sql()),
+                [ts.to_string().into()],
+            ),
+            _ => filter_clause(b, f),
+        }
+    }
+    if let Some(m) = marker {
+        marker_clause(b, q, m);
+    }
+}
+
+/// Whether `col op value` bounds the walk on the side a marker does: the
+/// first sort key, from below when ascending, from above when descending.
+fn marker_side(q: &ListQuery, col: &str, op: CmpOp) -> bool {
+    match q.sort.first() {
+        Some((key, dir)) if *key == col => match dir {
+            SortDir::Asc => matches!(op, CmpOp::Gt | CmpOp::Gte),
+            SortDir::Desc => matches!(op, CmpOp::Lt | CmpOp::Lte),
+        },
+        _ => false,
+    }
+}
+
+/// One partition's rows in sort order, walked through the index on the
+/// first sort key (the members arm sorts its few rows).
+fn arm_select(
+    arm: &Arm,
+    q: &ListQuery,
+    marker: Option<&Image>,
+    params: &mut Vec<SqlValue>,
+) -> String {
+    let first = q.sort.first().map_or("created_at", |(k, _)| *k);
+    let mut b = SqlBuilder::default();
+    let from = match arm {
+        Arm::Visibility(v) => {
+            b.push(LIVE, []);
+            b.push(format!("images.visibility = '{v}'"), []);
+            format!("images INDEXED BY images_v_{first}")
+        }
+        Arm::Owned(v, owner) => {
+            b.push(LIVE, []);
+            b.push("images.owner = ?", [owner.clone().into()]);
+            b.push(format!("images.visibility = '{v}'"), []);
+            format!("images INDEXED BY images_o_{first}")
+        }
+        Arm::SharedWith { project, status } => {
+            b.push("m.member = ?", [project.clone().into()]);
+            if let Some(s) = status {
+                b.push("m.status = ?", [s.as_str().into()]);
+            }
+            b.push("images.id = m.image_id", []);
+            b.push(LIVE, []);
+            b.push("images.visibility = 'shared'", []);
+            b.push("images.owner IS NOT ?", [project.clone().into()]);
+            "image_members m CROSS JOIN images INDEXED BY sqlite_autoindex_images_1".to_string()
+        }
+    };
+    common(&mut b, q, marker);
+    params.extend(b.params);
+    format!(
+        "SELECT {} FROM {from} WHERE {}",
+        select_list(q),
+        b.conditions.join(" AND ")
+    )
+}
+
+fn member_exists(status: MemberStatusFilter) -> &'static str {
+    match status {
+        MemberStatusFilter::All => {
+            "EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = images.id AND m.member = ?)"
+        }
+        MemberStatusFilter::Only(_) => {
+            "EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = images.id AND m.member = ? \
+             AND m.status = ?)"
+        }
+    }
+}
+
+/// Glance's listing rules as one condition, for drivers that start from a
+/// filter's rows: what the caller may see, then the `visibility` filter.
+/// The same rules as [`super::plan::arms`].
+fn visibility_clause(sql: &mut SqlBuilder, q: &ListQuery, caller: &Caller) {
+    let project = caller.project_id.clone();
+    if !caller.is_admin() || q.admin_as_user {
+        match &project {
+            Some(p) => {
+                let mut params = vec![p.clone().into(), p.clone().into()];
+                if let MemberStatusFilter::Only(s) = q.member_status {
+                    params.push(s.as_str().into());
+                }
+                sql.push(
+                    format!(
+                        "(images.visibility IN ('public', 'community') OR images.owner = ? OR \
+                         (images.visibility = 'shared' AND {}))",
+                        member_exists(q.member_status)
+                    ),
+                    params,
+                );
+            }
+            None => sql.push("images.visibility IN ('public', 'community')", []),
+        }
+    }
+    let name = match q.visibility {
+        Some(VisibilityFilter::All) => return,
+        None => None,
+        Some(VisibilityFilter::NotPublic) => {
+            sql.push("images.visibility != 'public'", []);
+            None
+        }
+        Some(VisibilityFilter::Public) => Some("public"),
+        Some(VisibilityFilter::Private) => Some("private"),
+        Some(VisibilityFilter::Shared) => Some("shared"),
+        Some(VisibilityFilter::Community) => Some("community"),
+    };
+    match (name, project) {
+        (Some(name), _) => sql.push("images.visibility = ?", [name.into()]),
+        (None, Some(p)) => sql.push(
+            "(images.owner = ? OR images.visibility != 'community')",
+            [p.into()],
+        ),
+        (None, None) => sql.push("images.visibility != 'community'", []),
+    }
+}
+
+/// One filter as a condition on `images`.
+pub(super) fn filter_clause(sql: &mut SqlBuilder, f: &Filter) {
+    match f {
+        Filter::Equals(col, v) => sql.push(format!("images.{col} = ?"), [v.clone().into()]),
+        Filter::In(col, values) => {
+            let marks = vec!["?"; values.len()].join(", ");
+            sql.push(
+                format!("images.{col} IN ({marks})"),
+                values.iter().map(|v| SqlValue::from(v.clone())),
+            );
+        }
+        Filter::Range(col, op, n) => {
+            sql.push(format!("images.{col} {} ?", op.sql()), [(*n).into()])
+        }
+        Filter::Time(col, op, ts) => sql.push(
+            format!("images.{col} {} ?", op.sql()),
+            [ts.to_string().into()],
+        ),
+        Filter::Tag(t) => sql.push(
+            "EXISTS (SELECT 1 FROM image_tags t WHERE t.tag = ? AND t.image_id = images.id)",
+            [t.clone().into()],
+        ),
+        Filter::Property(k, v) => sql.push(
+            "EXISTS (SELECT 1 FROM image_properties p WHERE p.key = ? AND p.value = ? \
+             AND p.image_id = images.id)",
+            [k.clone().into(), v.clone().into()],
+        ),
+    }
+}
+
+/// The column a key sorts by: NULL compares as the type's default, as in
+/// Glance's paging (the `sort_*` columns of migration 6, which its indexes hold).
+fn sort_expr(key: &str) -> String {
+    match key {
+        "id" | "status" | "created_at" | "updated_at" => format!("images.{key}"),
+        k => format!("images.sort_{k}"),
+    }
+}
+
+fn dir_sql(d: SortDir) -> &'static str {
+    match d {
+        SortDir::Asc => "ASC",
+        SortDir::Desc => "DESC",
+    }
+}
+
+fn sort_value(img: &Image, key: &str) -> SqlValue {
+    let text = |v: &Option<String>| SqlValue::Text(v.clone().unwrap_or_default());
+    match key {
+        "name" => text(&img.name),
+        "status" => img.status.as_str().into(),
+        "container_format" => text(&img.container_format.map(|f| f.as_str().to_string())),
+        "disk_format" => text(&img.disk_format.map(|f| f.as_str().to_string())),
+        "size" => SqlValue::Integer(img.size.unwrap_or(0)),
+        "id" => img.id.clone().into(),
+        "created_at" => img.created_at.to_string().into(),
+        _ => img.updated_at.to_string().into(),
+    }
+}
+
+/// Rows strictly after the marker in sort order. One direction throughout:
+/// a row-value comparison, which an index seeks to. Mixed directions: the
+/// first key bounds the seek, and (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...
+/// picks the rows after the marker among its ties.
+fn marker_clause(sql: &mut SqlBuilder, q: &ListQuery, marker: &Image) {
+    let Some((first, first_dir)) = q.sort.first() else {
+        return;
+    };
+    let cmp = |d: SortDir| if d == SortDir::Asc { ">" } else { "<" };
+    if q.sort.iter().all(|(_, d)| d == first_dir) {
+        let exprs: Vec<String> = q.sort.iter().map(|(k, _)| sort_expr(k)).collect();
+        let marks = vec!["?"; exprs.len()].join(", ");
+        sql.push(
+            format!("({}) {} ({marks})", exprs.join(", "), cmp(*first_dir)),
+            q.sort.iter().map(|(k, _)| sort_value(marker, k)),
+        );
+        return;
+    }
+    sql.push(
+        format!("{} {}= ?", sort_expr(first), cmp(*first_dir)),
+        [sort_value(marker, first)],
+    );
+    let mut alternatives = Vec::new();
+    let mut params = Vec::new();
+    for (i, (key, dir)) in q.sort.iter().enumerate() {
+        let mut parts = Vec::new();
+        for (prev, _) in &q.sort[..i] {
+            parts.push(format!("{} = ?", sort_expr(prev)));
+            params.push(sort_value(marker, prev));
+        }
+        parts.push(format!("{} {} ?", sort_expr(key), cmp(*dir)));
+        params.push(sort_value(marker, key));
+        alternatives.push(format!("({})", parts.join(" AND ")));
+    }
+    sql.push(format!("({})", alternatives.join(" OR ")), params);
+}
