@@ -348,6 +348,7 @@ fn apply(db: &dyn Database, migrations: &[(i64, &[&str])]) -> Result<(), StoreEr
 mod tests {
     use super::*;
     use crate::ports::memory::MemoryDb;
+    use crate::ports::SqlValue;
 
     #[test]
     fn versions_are_increasing_and_the_cache_comes_after_4() {
@@ -385,6 +386,56 @@ mod tests {
         assert_eq!(rows.rows.len(), 1);
         // And nothing more to do after that.
         apply(&db, &with_4).unwrap();
+    }
+
+    #[test]
+    fn an_existing_catalogue_gains_its_side_tables_and_sort_columns() {
+        let db = MemoryDb::new();
+        let before_6: Vec<(i64, &[&str])> =
+            MIGRATIONS.iter().copied().filter(|(v, _)| *v < 6).collect();
+        apply(&db, &before_6).unwrap();
+        db.execute(
+            "INSERT INTO images (id, name, status, visibility, created_at, updated_at, tags, \
+             properties) VALUES ('old', NULL, 'active', 'public', 't', 't', '[\"a\",\"b\"]', \
+             '{\"os_distro\":\"debian\"}')",
+            &[],
+        )
+        .unwrap();
+        ensure(&db).unwrap();
+        let rows = db
+            .execute(
+                "SELECT (SELECT group_concat(tag) FROM image_tags WHERE image_id = 'old'), \
+                 (SELECT value FROM image_properties WHERE image_id = 'old' AND key = 'os_distro'), \
+                 sort_name, sort_size FROM images",
+                &[],
+            )
+            .unwrap();
+        let row: Vec<Option<String>> = rows.rows[0]
+            .iter()
+            .map(|v| match v {
+                SqlValue::Integer(n) => Some(n.to_string()),
+                v => v.as_str().map(str::to_string),
+            })
+            .collect();
+        assert_eq!(
+            row,
+            [Some("a,b"), Some("debian"), Some(""), Some("0")].map(|v| v.map(String::from))
+        );
+        // The triggers keep them as the row changes.
+        db.execute(
+            "UPDATE images SET tags = '[\"c\"]', properties = '{}' WHERE id = 'old'",
+            &[],
+        )
+        .unwrap();
+        let rows = db
+            .execute(
+                "SELECT (SELECT group_concat(tag) FROM image_tags), \
+                 (SELECT count(*) FROM image_properties)",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(rows.rows[0][0].as_str(), Some("c"));
+        assert_eq!(rows.rows[0][1].as_i64(), Some(0));
     }
 
     #[test]
