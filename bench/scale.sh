@@ -198,14 +198,14 @@ import sys
 rows, targets, sizes, shapes = {}, [], [], []
 for line in open(sys.argv[1]):
     f = line.split()
-    if len(f) != 9:
+    if len(f) != 10:
         continue
     n, t, q = int(f[0]), f[1], f[2]
     for lst, v in ((targets, t), (sizes, n), (shapes, q)):
         if v not in lst:
             lst.append(v)
     rows[(t, n, q)] = dict(p50=float(f[3]), p90=float(f[4]), p99=float(f[5]),
-                           reps=int(f[6]), errors=int(f[7]), images=f[8])
+                           reps=int(f[6]), errors=int(f[7]), images=f[8], page=f[9])
 sizes.sort()
 order = ["glance-host", "spin", "reference-glance"]
 targets.sort(key=lambda t: order.index(t) if t in order else len(order))
@@ -238,13 +238,17 @@ print("| shape | " + " | ".join(f"{short.get(t, t)} {human(n)}" for t, n in cols
 print("|" + "---|" * (len(cols) + 1))
 for q in shapes:
     print(f"| {q} | " + " | ".join("-" if (t, n, q) not in rows else ms(rows[(t, n, q)]["p50"]) for t, n in cols) + " |")
-# The same catalogue and caller everywhere: first pages of one shape and N hold
-# as many images on every target, or the targets disagree about the query.
+# The same catalogue and caller everywhere: one shape's first page at one N
+# should be the same images in the same order on every target.
+differ = []
 for n in sizes:
     for q in shapes:
-        seen = {t: rows[(t, n, q)]["images"] for t in targets if (t, n, q) in rows}
+        seen = {short.get(t, t): rows[(t, n, q)]["images"] + " " + rows[(t, n, q)]["page"]
+                for t in targets if (t, n, q) in rows}
         if len(set(seen.values())) > 1:
-            print(f"\n!! N={human(n)} {q}: first pages differ: {seen}")
+            differ.append(f"N={human(n)} {q} (" + ", ".join(f"{t} {v}" for t, v in seen.items()) + ")")
+if differ:
+    print("\nFirst pages that differ between targets (images, digest of the ids in order): " + "; ".join(differ))
 bad = [(k, r) for k, r in rows.items() if r["errors"] or r["images"] in ("0", "-")]
 if bad:
     print()

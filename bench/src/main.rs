@@ -15,8 +15,9 @@
 //! has run `--max-seconds`, but at least 10), all over one keep-alive
 //! connection (a server that answers `Connection: close` gets a new one for
 //! the next request). One line per query: p50, p90, p99 in ms, the repetitions
-//! timed, errors, and the number of images in the first page (a sanity
-//! check: a query shape that finds nothing measures nothing).
+//! timed, errors, the number of images in the first page (a sanity check: a
+//! query shape that finds nothing measures nothing) and a digest of their ids
+//! (the same page on two targets has the same digest).
 //! The edge rows: images uploaded at `--upstream` (the central site), then
 //! downloaded straight from it (`central`), at the edge site `--endpoint`
 //! once each (`edge-miss`: fetched from the central site while it fills the
@@ -473,9 +474,26 @@ fn read_queries(file: &str) -> Result<Vec<Query>, String> {
         .collect()
 }
 
-/// One timed list request: Ok(number of images on the page), or what went
-/// wrong (a reconnect for the next request included).
-fn list_once(conn: &mut Conn, path: &str) -> Result<usize, String> {
+/// What a list request returned: how many images, and a digest of their
+/// ids in order (equal digests: the same page).
+#[derive(Clone, Copy)]
+struct Page {
+    images: usize,
+    digest: u32,
+}
+
+/// FNV-1a over the ids, each followed by a comma.
+fn page_digest<'a>(ids: impl Iterator<Item = &'a str>) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in ids.flat_map(|id| id.bytes().chain([b','])) {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// One timed list request: Ok(the page), or what went wrong (a reconnect for
+/// the next request included).
+fn list_once(conn: &mut Conn, path: &str) -> Result<Page, String> {
     let resp = match conn.exchange("GET", path, &[], &[]) {
         Ok(r) => r,
         Err(e) => {
@@ -500,10 +518,13 @@ fn list_once(conn: &mut Conn, path: &str) -> Result<usize, String> {
     }
     let doc: serde_json::Value =
         serde_json::from_slice(&resp.body).map_err(|e| format!("GET {path}: bad JSON: {e}"))?;
-    doc["images"]
+    let images = doc["images"]
         .as_array()
-        .map(Vec::len)
-        .ok_or_else(|| format!("GET {path}: no \"images\" array"))
+        .ok_or_else(|| format!("GET {path}: no \"images\" array"))?;
+    Ok(Page {
+        images: images.len(),
+        digest: page_digest(images.iter().filter_map(|i| i["id"].as_str())),
+    })
 }
 
 /// The `--queries` rows: each query's latency over one keep-alive connection.
@@ -511,13 +532,13 @@ fn run_queries(args: &Args) -> Result<(), String> {
     let queries = read_queries(&args.queries)?;
     let mut conn = connect(args)?;
     println!(
-        "{:<20} {:<22} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6}",
-        "target", "query", "p50 ms", "p90 ms", "p99 ms", "reps", "errors", "images"
+        "{:<20} {:<22} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6} {:>8}",
+        "target", "query", "p50 ms", "p90 ms", "p99 ms", "reps", "errors", "images", "page"
     );
     for q in &queries {
         let mut first_page = None;
         let mut errors = 0usize;
-        let mut note = |r: Result<usize, String>, first: &mut Option<usize>| match r {
+        let mut note = |r: Result<Page, String>, first: &mut Option<Page>| match r {
             Ok(n) => {
                 first.get_or_insert(n);
             }
@@ -547,7 +568,7 @@ fn run_queries(args: &Args) -> Result<(), String> {
                 .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         };
         println!(
-            "{:<20} {:<22} {:>9.2} {:>9.2} {:>9.2} {:>6} {:>6} {:>6}",
+            "{:<20} {:<22} {:>9.2} {:>9.2} {:>9.2} {:>6} {:>6} {:>6} {:>8}",
             args.label,
             q.label,
             pct(0.5),
@@ -555,7 +576,8 @@ fn run_queries(args: &Args) -> Result<(), String> {
             pct(0.99),
             lat.len(),
             errors,
-            first_page.map_or_else(|| "-".to_string(), |n| n.to_string())
+            first_page.map_or_else(|| "-".to_string(), |p| p.images.to_string()),
+            first_page.map_or_else(|| "-".to_string(), |p| format!("{:08x}", p.digest))
         );
     }
     Ok(())
