@@ -25,7 +25,7 @@
 #      image_locations). gunicorn's sync workers close every connection, so its
 #      figures include a new loopback connection per request.
 # At the end a markdown table per target: shape x N -> p50 / p90 / p99 ms, and the
-# growth of p50 from the second-largest to the largest N (10k -> 100k by default);
+# growth of p50 (a factor) from each N to the next (1k -> 10k, 10k -> 100k, ...);
 # then p50 side by side. Shapes that found no image or had errors are listed.
 # Options: SIZES ("1000 10000 100000"; add 1000000 for a million), REFERENCE_SIZES
 #   (those of SIZES <= 10000), REPS (200), WARMUP (5), MAX_SECONDS (15), SEED (1),
@@ -215,11 +215,10 @@ def ms(v):
     return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 for t in targets:
     ns = [n for n in sizes if any((t, n, q) in rows for q in shapes)]
-    grow = ns[-2:] if len(ns) >= 2 else []
+    grows = list(zip(ns, ns[1:]))
     print(f"\n### {t}: p50 / p90 / p99 ms (limit=25, one keep-alive connection)\n")
     head = ["shape"] + [f"N={human(n)}" for n in ns]
-    if grow:
-        head.append(f"p50 growth {human(grow[0])}→{human(grow[1])}")
+    head += [f"p50 ×, {human(a)}→{human(b)}" for a, b in grows]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for q in shapes:
@@ -227,9 +226,9 @@ for t in targets:
         for n in ns:
             r = rows.get((t, n, q))
             cells.append("-" if r is None else f"{ms(r['p50'])} / {ms(r['p90'])} / {ms(r['p99'])}")
-        if grow:
-            a, b = rows.get((t, grow[0], q)), rows.get((t, grow[1], q))
-            cells.append("-" if not a or not b or not a["p50"] else f"{b['p50'] / a['p50']:.1f}×")
+        for na, nb in grows:
+            a, b = rows.get((t, na, q)), rows.get((t, nb, q))
+            cells.append("-" if not a or not b or not a["p50"] else f"{b['p50'] / a['p50']:.1f}")
         print("| " + " | ".join(cells) + " |")
 print("\n### p50 ms side by side\n")
 cols = [(t, n) for n in sizes for t in targets if any((t, n, q) in rows for q in shapes)]
