@@ -220,9 +220,8 @@ def images(n, seed):
             "upload": f"{rng.getrandbits(128):032x}",
         }
         if deleted:
-            img.update(status="deleted", deleted_at=updated + 1 + rng.randrange(30 * DAY))
-            img["deleted_at"] = min(img["deleted_at"], END)
-            img["updated"] = img["deleted_at"]
+            gone = min(END, updated + 1 + rng.randrange(30 * DAY))
+            img.update(status="deleted", deleted_at=gone, updated=gone)
         yield img
 
 
