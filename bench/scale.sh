@@ -122,6 +122,7 @@ measure() {
   local n=$1 label=$2 url=$3 qdir=$4
   shift 4
   local extra=("$@")
+  echo "$label N=$n: load average before measuring $(cut -d' ' -f1-3 /proc/loadavg)" >>"$notes"
   for who in member admin; do
     local -n hdr=$who
     echo "== $label, N=$n: $who queries" >&2
