@@ -75,6 +75,12 @@ read -r member_project admin_project < <(python3 "$fill" --caller)
 member=(--header "X-Project-Id: $member_project" --header "X-User-Id: bench-user" --header "X-Roles: member,reader")
 admin=(--header "X-Project-Id: $admin_project" --header "X-User-Id: bench-admin" --header "X-Roles: admin,member,reader")
 
+# free_port: a loopback port nobody listens on (a fixed one may be another
+# engineer's server, which would then be measured instead).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 wait_up() {
   local n=$(($2 * 10))
   for _ in $(seq "$n"); do curl -fs -o /dev/null "$1/versions" && return 0; sleep 0.1; done
@@ -109,6 +115,7 @@ start() {
     groups+=("$up_pid")
   fi
   wait_up "http://127.0.0.1:$port" 180 || { tail -20 "$s/log" >&2; exit 1; }
+  kill -0 "$up_pid" 2>/dev/null || { echo "$t exited; another server answers on $port" >&2; exit 1; }
 }
 
 # stop TARGET: stops what start started and waits for it (SQLite checkpoints its WAL).
@@ -144,8 +151,9 @@ fi
 if [ ${#targets[@]} -gt 0 ]; then
   # The schema, as the service creates it on first use.
   s=$(state schema)
-  start "${targets[0]}" "$s" 3300
-  curl -fs -o /dev/null "${member[@]/--header/-H}" http://127.0.0.1:3300/v2/images
+  port=$(free_port)
+  start "${targets[0]}" "$s" "$port"
+  curl -fs -o /dev/null "${member[@]/--header/-H}" "http://127.0.0.1:$port/v2/images"
   stop "${targets[0]}"
   [ -f "$s/sqlite_db.db" ] || { echo "no $s/sqlite_db.db after the first request: $(ls "$s")" >&2; exit 1; }
   cp "$s/sqlite_db.db" "$work/empty.db"
@@ -154,9 +162,9 @@ if [ ${#targets[@]} -gt 0 ]; then
     db="$work/glance-$n.db"
     cp "$work/empty.db" "$db"
     python3 "$fill" --kind glance --db "$db" --n "$n" --seed "$seed" --queries-out "$work/q-$n" 2>&1 | tee -a "$notes"
-    port=3301
     for t in "${targets[@]}"; do
       s=$(state "$t-$n" "$db")
+      port=$(free_port)
       start "$t" "$s" "$port"
       measure "$n" "$t" "http://127.0.0.1:$port" "$work/q-$n"
       stop "$t"
@@ -164,7 +172,6 @@ if [ ${#targets[@]} -gt 0 ]; then
       dbs=$(cd "$s" && ls ./*.db | tr '\n' ' ')
       echo "$t N=$n: state dir holds $dbs" >>"$notes"
       rm -rf "$s"
-      port=$((port + 1))
     done
     rm -f "$db"
   done
@@ -183,8 +190,11 @@ if [ -z "${SKIP_REFERENCE:-}" ] && [ -n "${ref_sizes// /}" ]; then
       python3 "$fill" --kind reference --db "$rd/glance.sqlite" --data-dir "$rd/images" --n "$n" \
         --seed "$seed" --queries-out "$work/qr-$n" 2>&1 | tee -a "$notes"
       ref_dir=$rd
-      PORT=9393 bash "$root/../shared/reference-glance/start.sh" "$rd" >/dev/null
-      measure "$n" reference-glance http://127.0.0.1:9393 "$work/qr-$n" --header "X-Identity-Status: Confirmed"
+      port=$(free_port)
+      PORT=$port bash "$root/../shared/reference-glance/start.sh" "$rd" >/dev/null
+      sleep 1
+      kill -0 "$(cat "$rd/glance.pid")" 2>/dev/null || { echo "reference Glance exited; see $rd/glance.log" >&2; exit 1; }
+      measure "$n" reference-glance "http://127.0.0.1:$port" "$work/qr-$n" --header "X-Identity-Status: Confirmed"
       bash "$root/../shared/reference-glance/stop.sh" "$rd" || true
       ref_dir=""
     done
