@@ -134,9 +134,10 @@ measure() {
     local -n hdr=$who
     echo "== $label, N=$n: $who queries" >&2
     "$bench" --endpoint "$url" --label "$label" "${hdr[@]}" "${extra[@]}" --queries "$qdir/$who.tsv" \
-      --reps "$reps" --warmup "$warmup" --max-seconds "$max_secs" | tail -n +2 |
+      --reps "$reps" --warmup "$warmup" --max-seconds "$max_secs" |
       while IFS= read -r line; do
         echo "$line" >&2
+        case $line in target*) continue ;; esac # the header
         echo "$n $line" >>"$rows"
       done
   done
