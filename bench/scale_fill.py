@@ -17,7 +17,8 @@ INSERTs, with Python's stdlib sqlite3, executemany in one transaction:
              must be fast without statistics.
   reference  Glance 33's tables: images, image_properties, image_tags,
              image_members, image_locations (file:// locations), datetimes as
-             SQLAlchemy writes them ('YYYY-MM-DD HH:MM:SS.ffffff').
+             SQLAlchemy writes them ('YYYY-MM-DD HH:MM:SS.ffffff') but in whole
+             seconds, as the service stores them, so that ties sort alike.
 Both kinds get the same catalogue for the same --n and --seed (same ids, names,
 owners, ...), so the same queries (markers included) apply to both.
 
@@ -125,9 +126,9 @@ def iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def sqla(t, micro):
-    """A datetime as SQLAlchemy stores it in SQLite."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + f".{micro:06d}"
+def sqla(t):
+    """A datetime as SQLAlchemy stores it in SQLite (whole seconds)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) + ".000000"
 
 
 def images(n, seed):
@@ -216,7 +217,8 @@ def images(n, seed):
             "disk_format": disk, "container_format": "bare",
             "created": created, "updated": updated, "deleted": int(deleted),
             "deleted_at": None, "tags": tags, "props": props, "members": members,
-            "has_data": has_data, "micro": rng.randrange(1000000),
+            "has_data": has_data,
+            "unused": rng.randrange(1000000),  # drawn: keeps the catalogue of earlier runs
             "upload": f"{rng.getrandbits(128):032x}",
         }
         if deleted:
@@ -284,9 +286,9 @@ def fill_reference(db, imgs, data_dir):
             rows.clear()
 
     for img in imgs:
-        c = sqla(img["created"], img["micro"])
-        u = sqla(img["updated"], img["micro"])
-        d = sqla(img["deleted_at"], img["micro"]) if img["deleted_at"] else None
+        c = sqla(img["created"])
+        u = sqla(img["updated"])
+        d = sqla(img["deleted_at"]) if img["deleted_at"] else None
         dl = img["deleted"]
         batch[ins_img].append((
             img["id"], img["name"], img["size"], img["status"], c, u, d, dl,
@@ -298,7 +300,7 @@ def fill_reference(db, imgs, data_dir):
         for t in img["tags"]:
             batch[ins_tag].append((img["id"], t, c, c, d, dl))
         for m, s, t in img["members"]:
-            batch[ins_member].append((img["id"], m, sqla(t, 0), sqla(t, 0), s))
+            batch[ins_member].append((img["id"], m, sqla(t), sqla(t), s))
         if img["has_data"]:
             batch[ins_loc].append((img["id"], f"file://{data_dir}/{img['id']}", u, u, d, dl,
                                    "deleted" if dl else "active"))
