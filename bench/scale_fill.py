@@ -412,6 +412,10 @@ def main():
         ap.error(f"{a.db}: no such database (the target creates its schema first)")
     t0 = time.time()
     db = sqlite3.connect(a.db, isolation_level=None)
+    # One big transaction through the WAL the service left on would go through
+    # a WAL as large as the database; without a journal it goes straight in
+    # (the service turns WAL back on when it opens the file).
+    db.execute("PRAGMA journal_mode=OFF")
     db.execute("PRAGMA synchronous=OFF")
     cat = Catalogue()
 
