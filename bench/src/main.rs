@@ -7,7 +7,17 @@
 //!              [--list-images 1000]
 //! glance-bench --endpoint URL --ops upload,download --concurrency 1,4 [--size 268435456] [--rounds 2]
 //! glance-bench --endpoint EDGE --upstream CENTRAL --ops central,edge-miss,edge-hit [--size N] [--rounds 2]
+//! glance-bench --endpoint URL --queries FILE [--reps 200] [--warmup 5] [--max-seconds 15]
 //! ```
+//! The query rows (`--queries`, for `bench/scale.sh`): each line of FILE is
+//! `label<TAB>path?query` (blank lines and `#` comments skipped); every query
+//! is sent `--warmup` times untimed, then `--reps` times timed (fewer once it
+//! has run `--max-seconds`, but at least 10), all over one keep-alive
+//! connection (a server that answers `Connection: close` gets a new one for
+//! the next request). One line per query: p50, p90, p99 in ms, the repetitions
+//! timed, errors, the number of images in the first page (a sanity check: a
+//! query shape that finds nothing measures nothing) and a digest of their ids
+//! (the same page on two targets has the same digest).
 //! The edge rows: images uploaded at `--upstream` (the central site), then
 //! downloaded straight from it (`central`), at the edge site `--endpoint`
 //! once each (`edge-miss`: fetched from the central site while it fills the
@@ -35,6 +45,10 @@ struct Args {
     size: u64,
     rounds: usize,
     upstream: String,
+    queries: String,
+    reps: usize,
+    warmup: usize,
+    max_seconds: f64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +65,10 @@ fn parse_args() -> Result<Args, String> {
         size: 256 << 20,
         rounds: 2,
         upstream: String::new(),
+        queries: String::new(),
+        reps: 200,
+        warmup: 5,
+        max_seconds: 15.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +93,10 @@ fn parse_args() -> Result<Args, String> {
             "--size" => a.size = val()?.parse().map_err(|_| "bad --size")?,
             "--rounds" => a.rounds = val()?.parse().map_err(|_| "bad --rounds")?,
             "--upstream" => a.upstream = val()?.trim_end_matches('/').to_string(),
+            "--queries" => a.queries = val()?,
+            "--reps" => a.reps = val()?.parse().map_err(|_| "bad --reps")?,
+            "--warmup" => a.warmup = val()?.parse().map_err(|_| "bad --warmup")?,
+            "--max-seconds" => a.max_seconds = val()?.parse().map_err(|_| "bad --max-seconds")?,
             "-h" | "--help" => return Err("usage: glance-bench --endpoint URL [options]".into()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -110,6 +132,9 @@ fn connect(args: &Args) -> Result<Conn, String> {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    if !args.queries.is_empty() {
+        return run_queries(args);
+    }
     println!(
         "{:<28} {:<8} {:>5} {:>10} {:>9} {:>9} {:>8} {:>9}",
         "target", "op", "conc", "ops/s", "p50 ms", "p99 ms", "errors", "MiB/s"
@@ -423,6 +448,139 @@ fn measure(args: &Args, op: Op, conc: usize) -> Result<Result_, String> {
         p99_ms: pct(0.99),
         errors: errors.load(Ordering::Relaxed),
     })
+}
+
+/// One line of a `--queries` file: a short label and the request path.
+struct Query {
+    label: String,
+    path: String,
+}
+
+/// Reads a `--queries` file: `label<TAB>path` lines, `#` comments.
+fn read_queries(file: &str) -> Result<Vec<Query>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(n, l)| {
+            let (label, path) = l
+                .split_once('\t')
+                .ok_or_else(|| format!("{file}:{}: expected label<TAB>path", n + 1))?;
+            Ok(Query {
+                label: label.trim().to_string(),
+                path: path.trim().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// What a list request returned: how many images, and a digest of their
+/// ids in order (equal digests: the same page).
+#[derive(Clone, Copy)]
+struct Page {
+    images: usize,
+    digest: u32,
+}
+
+/// FNV-1a over the ids, each followed by a comma.
+fn page_digest<'a>(ids: impl Iterator<Item = &'a str>) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in ids.flat_map(|id| id.bytes().chain([b','])) {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+/// One timed list request: Ok(the page), or what went wrong (a reconnect for
+/// the next request included).
+fn list_once(conn: &mut Conn, path: &str) -> Result<Page, String> {
+    let resp = match conn.exchange("GET", path, &[], &[]) {
+        Ok(r) => r,
+        Err(e) => {
+            conn.reconnect()?;
+            return Err(format!("GET {path}: {e}"));
+        }
+    };
+    // Glance under gunicorn's sync workers answers `Connection: close`: the
+    // next request then pays for a new connection, as its clients do.
+    if resp
+        .header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    {
+        conn.reconnect()?;
+    }
+    if resp.status != 200 {
+        return Err(format!(
+            "GET {path}: HTTP {}: {}",
+            resp.status,
+            resp.text().chars().take(300).collect::<String>()
+        ));
+    }
+    let doc: serde_json::Value =
+        serde_json::from_slice(&resp.body).map_err(|e| format!("GET {path}: bad JSON: {e}"))?;
+    let images = doc["images"]
+        .as_array()
+        .ok_or_else(|| format!("GET {path}: no \"images\" array"))?;
+    Ok(Page {
+        images: images.len(),
+        digest: page_digest(images.iter().filter_map(|i| i["id"].as_str())),
+    })
+}
+
+/// The `--queries` rows: each query's latency over one keep-alive connection.
+fn run_queries(args: &Args) -> Result<(), String> {
+    let queries = read_queries(&args.queries)?;
+    let mut conn = connect(args)?;
+    println!(
+        "{:<20} {:<22} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6} {:>8}",
+        "target", "query", "p50 ms", "p90 ms", "p99 ms", "reps", "errors", "images", "page"
+    );
+    for q in &queries {
+        let mut first_page = None;
+        let mut errors = 0usize;
+        let mut note = |r: Result<Page, String>, first: &mut Option<Page>| match r {
+            Ok(n) => {
+                first.get_or_insert(n);
+            }
+            Err(e) => {
+                if errors == 0 {
+                    eprintln!("[{}] {}: {e}", args.label, q.label);
+                }
+                errors += 1;
+            }
+        };
+        for _ in 0..args.warmup {
+            note(list_once(&mut conn, &q.path), &mut first_page);
+        }
+        let mut lat = Vec::with_capacity(args.reps);
+        let start = Instant::now();
+        while lat.len() < args.reps
+            && (lat.len() < 10 || start.elapsed().as_secs_f64() < args.max_seconds)
+        {
+            let t = Instant::now();
+            let r = list_once(&mut conn, &q.path);
+            lat.push(t.elapsed());
+            note(r, &mut first_page);
+        }
+        lat.sort();
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        println!(
+            "{:<20} {:<22} {:>9.2} {:>9.2} {:>9.2} {:>6} {:>6} {:>6} {:>8}",
+            args.label,
+            q.label,
+            pct(0.5),
+            pct(0.9),
+            pct(0.99),
+            lat.len(),
+            errors,
+            first_page.map_or_else(|| "-".to_string(), |p| p.images.to_string()),
+            first_page.map_or_else(|| "-".to_string(), |p| format!("{:08x}", p.digest))
+        );
+    }
+    Ok(())
 }
 
 /// The upload body: 1 MiB of xorshift noise repeated (incompressible, cheap
