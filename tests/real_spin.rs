@@ -23,6 +23,7 @@ const ON_SPIN: &[&str] = &[
     "bad_input",
     "image_data",
     "image_tasks",
+    "tasks_api",
     "members",
     "s3_store",
     "ssrf",

@@ -1,5 +1,5 @@
 //! The images service: `/v2/images` and everything below it except members,
-//! `/v2/info/*` and `/v2/stores/*`, and the v1 API's `/v1/images` (handlers
+//! `/v2/info/*`, `/v2/stores/*`, `/v2/cache/*`, the legacy `/v2/tasks`, and the v1 API's `/v1/images` (handlers
 //! in [`crate::api::v1`]) except its members.
 
 mod actions;
@@ -78,6 +78,14 @@ static ROUTES: &[Route<Handler>] = &[
     Route {
         path: "/v2/images/{image_id}/actions/reactivate",
         methods: &[("POST", actions::reactivate)],
+    },
+    Route {
+        path: "/v2/tasks",
+        methods: &[("GET", tasks::index), ("POST", tasks::create)],
+    },
+    Route {
+        path: "/v2/tasks/{task_id}",
+        methods: &[("GET", tasks::show), ("DELETE", tasks::delete)],
     },
     Route {
         path: "/v2/info/import",
