@@ -24,6 +24,7 @@ const ON_SPIN: &[&str] = &[
     "image_data",
     "image_tasks",
     "tasks_api",
+    "http_surface",
     "members",
     "s3_store",
     "ssrf",

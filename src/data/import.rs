@@ -259,7 +259,9 @@ impl<'a> Worker<'a> {
                     size: staged.location.size,
                     checksum: staged.checksum.clone(),
                     os_hash_value: staged.os_hash_value.clone(),
-                    os_hash_algo: receive::HASH_ALGO,
+                    // Staging hashed with the configured algorithm too
+                    // (a change of it between stage and import mislabels).
+                    os_hash_algo: self.stores.settings().hash.as_str(),
                     virtual_size,
                 });
                 if store_id == StoreId::Kv {
@@ -283,6 +285,7 @@ impl<'a> Worker<'a> {
                     max_bytes: settings.image_size_cap,
                     too_large: &too_large,
                     expected_size: None,
+                    hash: settings.hash,
                 };
                 let writer = self.leased_writer(store)?;
                 let got = receive::receive(&mut resp.body, Box::new(writer), &rules)
@@ -322,6 +325,7 @@ impl<'a> Worker<'a> {
                     max_bytes: settings.image_size_cap,
                     too_large: &too_large,
                     expected_size: Some(size),
+                    hash: settings.hash,
                 };
                 let writer = self.leased_writer(store)?;
                 let got = receive::receive(&mut resp.body, Box::new(writer), &rules)
