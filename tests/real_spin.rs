@@ -23,6 +23,8 @@ const ON_SPIN: &[&str] = &[
     "bad_input",
     "image_data",
     "image_tasks",
+    "tasks_api",
+    "http_surface",
     "members",
     "s3_store",
     "ssrf",

@@ -52,11 +52,14 @@ static ROUTES: &[Route<Handler>] = &[
 ];
 
 /// Handles one request to the members component.
-pub fn handle(ports: &Ports, req: ApiRequest) -> ApiResponse {
+pub fn handle(ports: &Ports, mut req: ApiRequest) -> ApiResponse {
+    if !crate::api::negotiated(ports, &mut req) {
+        return crate::api::discovery::choices(ports, req);
+    }
     serve(ports, req, |req| {
         let matched = match routes::find(ROUTES, req) {
             Ok(m) => m,
-            Err(e) => return ("-", Err(e)),
+            Err(e) => return ("-", auth::identify(ports, req).and(Err(e))),
         };
         let result =
             Ctx::new(ports, req).and_then(|ctx| (matched.handler)(&ctx, req, &matched.params));

@@ -12,6 +12,7 @@ pub mod discovery;
 mod harness;
 pub mod images;
 pub mod members;
+mod negotiate;
 mod request;
 mod response;
 mod routes;
@@ -24,6 +25,25 @@ pub use response::{ApiResponse, Body};
 
 use crate::error::ApiResult;
 use crate::ports::{Level, Ports};
+
+/// Negotiates the request's version once (see [`negotiate`]): the path
+/// becomes its `/v2/...` form; false when the version asked for is not
+/// served, to be answered with the version choices.
+pub(crate) fn negotiated(ports: &Ports, req: &mut ApiRequest) -> bool {
+    if req.negotiated {
+        return true;
+    }
+    req.negotiated = true;
+    let (multi_store, cache) = negotiate::deployment(ports.vars);
+    match negotiate::negotiate(req, multi_store, cache) {
+        negotiate::Negotiated::Unchanged => true,
+        negotiate::Negotiated::Path(p) => {
+            req.path = p;
+            true
+        }
+        negotiate::Negotiated::Choices => false,
+    }
+}
 
 /// Serves one request: `route` finds and runs the handler and names the
 /// route pattern it took (for the log); the response gets the request id.

@@ -25,6 +25,8 @@ pub struct ApiRequest<'a> {
     pub base_url: String,
     /// The client's IP address, if the host reports it.
     pub client_ip: Option<std::net::IpAddr>,
+    /// Whether version negotiation ([`crate::api::negotiate`]) has run.
+    pub(crate) negotiated: bool,
     body: Box<dyn Read + 'a>,
     request_id: std::cell::OnceCell<String>,
 }
@@ -49,6 +51,7 @@ impl<'a> ApiRequest<'a> {
             headers,
             base_url: base_url.into().trim_end_matches('/').to_string(),
             client_ip,
+            negotiated: false,
             body,
             request_id: std::cell::OnceCell::new(),
         }

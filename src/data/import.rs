@@ -17,7 +17,7 @@ use crate::data::stores::Stores;
 use crate::data::upstream::Credentials;
 use crate::db::images::{ImageRepo, Modified};
 use crate::db::leases::{Lease, LeaseKind};
-use crate::db::tasks::TaskRepo;
+use crate::db::tasks::{TaskRepo, TIME_TO_LIVE};
 use crate::error::ApiError;
 use crate::image::{ContainerFormat, DataFacts, DiskFormat, Image, Status};
 use crate::notify::{self, Event};
@@ -41,6 +41,9 @@ pub(crate) struct Job {
     pub task_id: String,
     /// The lease that keeps the import alive (renewed with each write).
     pub lease: Lease,
+    /// Whether a failed import deletes the image (a legacy `import` task's
+    /// image exists only for it, as Glance's flow reverts its creation).
+    pub discard_on_failure: bool,
 }
 
 /// An import method and what it needs.
@@ -79,7 +82,7 @@ struct RemoteMeta {
 
 /// Carries out an import after the 202 was sent, and records the outcome in its task.
 pub(crate) fn run(ports: &Ports, job: Job) {
-    let tasks = TaskRepo::new(ports.db);
+    let tasks = task_repo(ports);
     let repo = match ImageRepo::open(ports.db) {
         Ok(r) => r,
         Err(e) => return ports.log_error(&format!("import of image {}", job.image_id), e),
@@ -113,6 +116,9 @@ pub(crate) fn run(ports: &Ports, job: Job) {
                 lease::expire(ports, held);
             }
         }
+        if outcome.is_err() && job.discard_on_failure {
+            discard_image(ports, &repo, &stores, &job.image_id);
+        }
         outcome
     })();
     let succeeded = outcome.is_ok();
@@ -137,6 +143,20 @@ pub(crate) fn run(ports: &Ports, job: Job) {
         "task.failure"
     };
     announce_task(ports, &tasks, &job.task_id, ended, events);
+}
+
+/// The task records, with finished tasks kept for `task_time_to_live`.
+pub(crate) fn task_repo<'a>(ports: &Ports<'a>) -> TaskRepo<'a> {
+    let ttl = crate::settings::task_time_to_live(ports.vars).unwrap_or(TIME_TO_LIVE);
+    TaskRepo::new(ports.db).with_time_to_live(ttl)
+}
+
+/// Deletes the image a failed legacy import task created, and its data.
+fn discard_image(ports: &Ports, repo: &ImageRepo, stores: &Stores, id: &str) {
+    match repo.delete(id, Timestamp::now()) {
+        Ok(_) => reclaim::image(ports, stores, id),
+        Err(e) => ports.log_error(&format!("deleting image {id} of a failed task"), e),
+    }
 }
 
 /// Publishes `event_type` for the task as it is now, after `before`.
@@ -239,7 +259,9 @@ impl<'a> Worker<'a> {
                     size: staged.location.size,
                     checksum: staged.checksum.clone(),
                     os_hash_value: staged.os_hash_value.clone(),
-                    os_hash_algo: receive::HASH_ALGO,
+                    // Staging hashed with the configured algorithm too
+                    // (a change of it between stage and import mislabels).
+                    os_hash_algo: self.stores.settings().hash.as_str(),
                     virtual_size,
                 });
                 if store_id == StoreId::Kv {
@@ -263,6 +285,7 @@ impl<'a> Worker<'a> {
                     max_bytes: settings.image_size_cap,
                     too_large: &too_large,
                     expected_size: None,
+                    hash: settings.hash,
                 };
                 let writer = self.leased_writer(store)?;
                 let got = receive::receive(&mut resp.body, Box::new(writer), &rules)
@@ -302,6 +325,7 @@ impl<'a> Worker<'a> {
                     max_bytes: settings.image_size_cap,
                     too_large: &too_large,
                     expected_size: Some(size),
+                    hash: settings.hash,
                 };
                 let writer = self.leased_writer(store)?;
                 let got = receive::receive(&mut resp.body, Box::new(writer), &rules)

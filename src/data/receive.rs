@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use md5::{Digest, Md5};
-use sha2::Sha512;
+use sha2::{Sha256, Sha384, Sha512};
 
 use crate::data::blob::{BlobError, BlobWriter, Location};
 use crate::data::inspect::{self, Format, FormatError, FormatInspector, Inspection, Reason};
@@ -12,8 +12,73 @@ use crate::image::{DataFacts, DiskFormat};
 /// Bytes read from the request body per step.
 const READ_SIZE: usize = 1 << 20;
 
-/// The multihash algorithm Glance uses by default.
-pub const HASH_ALGO: &str = "sha512";
+/// The secure hash computed over image data (`hashing_algorithm`), shown as
+/// `os_hash_algo` with its hex digest in `os_hash_value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashAlgo {
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512 (Glance's default).
+    #[default]
+    Sha512,
+}
+
+impl HashAlgo {
+    /// The algorithm called `name` (hashlib's names), if offered.
+    pub fn parse(name: &str) -> Option<HashAlgo> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "sha256" => Some(HashAlgo::Sha256),
+            "sha384" => Some(HashAlgo::Sha384),
+            "sha512" => Some(HashAlgo::Sha512),
+            _ => None,
+        }
+    }
+
+    /// Its name, as `os_hash_algo` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashAlgo::Sha256 => "sha256",
+            HashAlgo::Sha384 => "sha384",
+            HashAlgo::Sha512 => "sha512",
+        }
+    }
+
+    /// A running hash of this algorithm.
+    fn hasher(self) -> Hasher {
+        match self {
+            HashAlgo::Sha256 => Hasher::Sha256(Sha256::new()),
+            HashAlgo::Sha384 => Hasher::Sha384(Sha384::new()),
+            HashAlgo::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+}
+
+/// A running secure hash.
+enum Hasher {
+    Sha256(Sha256),
+    Sha384(Sha384),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    fn hex(self) -> String {
+        match self {
+            Hasher::Sha256(h) => hex(&h.finalize()),
+            Hasher::Sha384(h) => hex(&h.finalize()),
+            Hasher::Sha512(h) => hex(&h.finalize()),
+        }
+    }
+}
 
 /// What format inspection learnt while staging, kept until the import
 /// judges it against the (by then final) disk format.
@@ -65,8 +130,10 @@ pub struct Received {
     pub location: Location,
     /// md5 hex digest.
     pub checksum: String,
-    /// sha512 hex digest.
+    /// Hex digest of [`Received::os_hash_algo`].
     pub os_hash_value: String,
+    /// The secure hash computed.
+    pub os_hash_algo: HashAlgo,
     /// Virtual size, when the format tells it (known only when the disk
     /// format was given).
     pub virtual_size: Option<u64>,
@@ -82,7 +149,7 @@ impl Received {
             size: self.location.size,
             checksum: self.checksum.clone(),
             os_hash_value: self.os_hash_value.clone(),
-            os_hash_algo: HASH_ALGO,
+            os_hash_algo: self.os_hash_algo.as_str(),
             virtual_size: self.virtual_size,
         }
     }
@@ -116,6 +183,8 @@ pub struct ReceiveRules<'a> {
     pub too_large: &'a str,
     /// Size the client announced (`x-openstack-image-size`), if any.
     pub expected_size: Option<u64>,
+    /// The secure hash to compute (`hashing_algorithm`).
+    pub hash: HashAlgo,
 }
 
 /// Streams `body` into `writer`, computing md5 and sha512 and inspecting the
@@ -126,7 +195,7 @@ pub fn receive(
     rules: &ReceiveRules,
 ) -> Result<Received, ReceiveError> {
     let mut md5 = Md5::new();
-    let mut sha = Sha512::new();
+    let mut sha = rules.hash.hasher();
     let mut inspector = rules.inspect.then(FormatInspector::new);
     let mut buf = vec![0u8; READ_SIZE];
     let mut total: u64 = 0;
@@ -182,7 +251,8 @@ pub fn receive(
     Ok(Received {
         location,
         checksum: hex(&md5.finalize()),
-        os_hash_value: hex(&sha.finalize()),
+        os_hash_value: sha.hex(),
+        os_hash_algo: rules.hash,
         virtual_size,
         inspection,
     })
@@ -227,6 +297,7 @@ mod tests {
             max_bytes: max,
             too_large: "too large",
             expected_size: None,
+            hash: HashAlgo::Sha512,
         }
     }
 
@@ -246,6 +317,31 @@ mod tests {
         assert_eq!(got.os_hash_value, hex(&Sha512::digest(&data)));
         assert_eq!(got.virtual_size, Some(2500));
         assert_eq!(kv.map.borrow().len(), 3);
+    }
+
+    #[test]
+    fn the_configured_hash_is_computed_and_named() {
+        let kv = Rc::new(MemoryKv::default());
+        let store = KvStore::new("image_data", kv, 1000);
+        let data = vec![9u8; 1500];
+        for (algo, want) in [
+            (HashAlgo::Sha256, hex(&Sha256::digest(&data))),
+            (HashAlgo::Sha384, hex(&Sha384::digest(&data))),
+            (HashAlgo::Sha512, hex(&Sha512::digest(&data))),
+        ] {
+            let mut r = rules(1 << 20);
+            r.hash = algo;
+            let got = receive(
+                &mut &data[..],
+                store.writer(&store.plan("h").unwrap()).unwrap(),
+                &r,
+            )
+            .unwrap();
+            assert_eq!(got.os_hash_value, want, "{algo:?}");
+            assert_eq!(got.facts().os_hash_algo, algo.as_str());
+        }
+        assert_eq!(HashAlgo::parse("SHA384"), Some(HashAlgo::Sha384));
+        assert_eq!(HashAlgo::parse("md5"), None);
     }
 
     #[test]

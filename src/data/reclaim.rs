@@ -15,7 +15,7 @@ use crate::db::cache::CacheRepo;
 use crate::db::garbage::{Garbage, GarbageRepo};
 use crate::db::images::ImageRepo;
 use crate::db::leases::{Lease, LeaseKind, LeaseRepo};
-use crate::db::tasks::{TaskRepo, ABANDONED};
+use crate::db::tasks::ABANDONED;
 use crate::ports::{Ports, StoreError};
 use crate::settings::{CacheSettings, StoreSettings};
 use crate::timestamp::Timestamp;
@@ -157,7 +157,7 @@ fn settle(
     }
     if let Some(task) = &lease.task_id {
         // A task the worker ended before it died keeps its outcome.
-        TaskRepo::new(ports.db).fail_if_unfinished(task, ABANDONED)?;
+        crate::data::import::task_repo(ports).fail_if_unfinished(task, ABANDONED)?;
     }
     LeaseRepo::new(ports.db).drop_lease(&lease.id)?;
     Ok(())

@@ -4,9 +4,12 @@
 //!
 //! A task is `pending` when the import is accepted, `processing` while the
 //! data moves, and ends `success` (with `result: {"image_id": ...}`) or
-//! `failure` (with a `message`). A finished task expires [`TIME_TO_LIVE`]
-//! seconds later (Glance's `[task] task_time_to_live`, 48 h) and is no longer
-//! listed.
+//! `failure` (with a `message`). A finished task expires its time to live
+//! later (Glance's `[task] task_time_to_live`, 48 h by default; the
+//! `task_time_to_live` variable): it is then gone, neither shown nor listed.
+//!
+//! The legacy tasks API (`/v2/tasks`, [`TaskQuery`]) lists and shows the
+//! same records; its `import` tasks create an image and import into it.
 
 use serde_json::{json, Value};
 
@@ -21,6 +24,60 @@ pub const ABANDONED: &str = "The import stopped making progress and was abandone
 
 /// The task type of an interoperable import.
 pub const API_IMAGE_IMPORT: &str = "api_image_import";
+
+/// The task type of the legacy tasks API's import (`POST /v2/tasks`).
+pub const IMPORT: &str = "import";
+
+/// The task statuses, as Glance's task schema lists them.
+pub const STATUSES: [&str; 4] = ["pending", "processing", "success", "failure"];
+
+/// The columns a task list may be sorted by (Glance sorts by any task column).
+pub const SORT_KEYS: [&str; 10] = [
+    "id",
+    "type",
+    "status",
+    "owner",
+    "image_id",
+    "request_id",
+    "user_id",
+    "expires_at",
+    "created_at",
+    "updated_at",
+];
+
+/// The columns a task list may be filtered on by equality (Glance filters on
+/// any query parameter naming a task column; `type` and `status` are checked
+/// against their values first).
+pub const FILTER_KEYS: [&str; 7] = [
+    "id",
+    "type",
+    "status",
+    "owner",
+    "image_id",
+    "request_id",
+    "user_id",
+];
+
+/// One page request of `GET /v2/tasks`, checked by the handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskQuery {
+    /// Equality filters: a column of [`FILTER_KEYS`] and its value.
+    pub filters: Vec<(&'static str, String)>,
+    /// A column of [`SORT_KEYS`].
+    pub sort_key: &'static str,
+    /// Ascending (else descending, Glance's default).
+    pub ascending: bool,
+    /// The last task of the previous page.
+    pub marker: Option<Task>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// Formats a time as Glance's task API does (`timeutils.isotime`):
+/// `2020-12-18T05:20:38Z`.
+fn iso_time(t: &Timestamp) -> String {
+    t.to_string()
+}
 
 /// One task.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +157,62 @@ impl Task {
             "message": self.message,
         })
     }
+
+    /// The representation in `GET /v2/tasks/{id}` and `POST /v2/tasks`
+    /// (Glance's `_format_task`): `image_id`, `request_id`, `user_id` and
+    /// `expires_at` only when set.
+    pub fn to_api_json(&self) -> Value {
+        let mut v = self.to_stub_json();
+        v["input"] = self.input.clone();
+        v["result"] = self.result.clone().unwrap_or(Value::Null);
+        v["message"] = Value::String(self.message.clone());
+        for (key, value) in [
+            ("image_id", &self.image_id),
+            ("request_id", &self.request_id),
+            ("user_id", &self.user_id),
+        ] {
+            if let Some(value) = value {
+                v[key] = Value::String(value.clone());
+            }
+        }
+        v
+    }
+
+    /// The representation in `GET /v2/tasks` (Glance's `_format_task_stub`:
+    /// no input, result or message).
+    pub fn to_stub_json(&self) -> Value {
+        let mut v = json!({
+            "id": self.id,
+            "type": self.task_type,
+            "status": self.status,
+            "owner": self.owner,
+            "created_at": iso_time(&self.created_at),
+            "updated_at": iso_time(&self.updated_at),
+            "self": format!("/v2/tasks/{}", self.id),
+            "schema": "/v2/schemas/task",
+        });
+        if let Some(e) = &self.expires_at {
+            v["expires_at"] = Value::String(iso_time(e));
+        }
+        v
+    }
+
+    /// The value of sort column `key` (one of [`SORT_KEYS`]), as stored.
+    fn sort_value(&self, key: &str) -> String {
+        let text = |o: &Option<String>| o.clone().unwrap_or_default();
+        match key {
+            "id" => self.id.clone(),
+            "type" => self.task_type.clone(),
+            "status" => self.status.clone(),
+            "owner" => text(&self.owner),
+            "image_id" => text(&self.image_id),
+            "request_id" => text(&self.request_id),
+            "user_id" => text(&self.user_id),
+            "expires_at" => self.expires_at.map(|e| e.to_string()).unwrap_or_default(),
+            "updated_at" => self.updated_at.to_string(),
+            _ => self.created_at.to_string(),
+        }
+    }
 }
 
 const COLUMNS: &str = "id, type, status, owner, image_id, request_id, user_id, input, result, \
@@ -130,12 +243,24 @@ fn task_from_row(r: &[SqlValue]) -> Result<Task, StoreError> {
 /// Tasks over a [`Database`] (the table comes with the image schema's migrations).
 pub struct TaskRepo<'a> {
     db: &'a dyn Database,
+    /// Seconds a finished task stays.
+    time_to_live: i64,
 }
 
 impl<'a> TaskRepo<'a> {
-    /// Task records in `db` (migrated by [`crate::db::images::ImageRepo::open`]).
+    /// Task records in `db` (migrated by [`crate::db::images::ImageRepo::open`]);
+    /// finished tasks expire after Glance's default [`TIME_TO_LIVE`].
     pub fn new(db: &'a dyn Database) -> Self {
-        TaskRepo { db }
+        TaskRepo {
+            db,
+            time_to_live: TIME_TO_LIVE,
+        }
+    }
+
+    /// The same, with finished tasks expiring `seconds` after they end.
+    pub fn with_time_to_live(mut self, seconds: i64) -> Self {
+        self.time_to_live = seconds.max(0);
+        self
     }
 
     /// Stores a new task.
@@ -187,7 +312,7 @@ impl<'a> TaskRepo<'a> {
                 status.into(),
                 result.into(),
                 message.into(),
-                Timestamp(now.0 + TIME_TO_LIVE).to_string().into(),
+                Timestamp(now.0 + self.time_to_live).to_string().into(),
                 now.to_string().into(),
                 id.into(),
             ],
@@ -221,7 +346,7 @@ impl<'a> TaskRepo<'a> {
             ),
             &[
                 message.into(),
-                Timestamp(now.0 + TIME_TO_LIVE).to_string().into(),
+                Timestamp(now.0 + self.time_to_live).to_string().into(),
                 now.to_string().into(),
                 value.into(),
             ],
@@ -229,13 +354,86 @@ impl<'a> TaskRepo<'a> {
         Ok(())
     }
 
-    /// One task.
+    /// One task, whether or not it expired.
     pub fn get(&self, id: &str) -> Result<Option<Task>, StoreError> {
         let rows = self.db.execute(
             &format!("SELECT {COLUMNS} FROM tasks WHERE id = ? AND deleted = 0"),
             &[id.into()],
         )?;
         rows.rows.first().map(|r| task_from_row(r)).transpose()
+    }
+
+    /// One task unless it has expired (an expired task is gone: Glance
+    /// deletes it when it next looks).
+    pub fn get_live(&self, id: &str) -> Result<Option<Task>, StoreError> {
+        let rows = self.db.execute(
+            &format!(
+                "SELECT {COLUMNS} FROM tasks WHERE id = ? AND deleted = 0 \
+                 AND (expires_at IS NULL OR expires_at > ?)"
+            ),
+            &[id.into(), Timestamp::now().to_string().into()],
+        )?;
+        rows.rows.first().map(|r| task_from_row(r)).transpose()
+    }
+
+    /// One page of unexpired tasks: those of `project` (every one when `all`
+    /// — an admin — and those of no owner), matching the query's filters, in
+    /// its order (then `created_at` and `id`, the same way), after its marker.
+    /// Keyset paging: a page costs its own rows, whatever the page number.
+    pub fn list(
+        &self,
+        q: &TaskQuery,
+        project: Option<&str>,
+        all: bool,
+    ) -> Result<Vec<Task>, StoreError> {
+        let dir = if q.ascending { "ASC" } else { "DESC" };
+        let cmp = if q.ascending { ">" } else { "<" };
+        let key = SORT_KEYS
+            .iter()
+            .find(|k| **k == q.sort_key)
+            .copied()
+            .unwrap_or("created_at");
+        let mut sql = format!(
+            "SELECT {COLUMNS} FROM tasks WHERE deleted = 0 \
+             AND (expires_at IS NULL OR expires_at > ?) \
+             AND (? OR owner IS NULL OR owner = ?)"
+        );
+        let mut params: Vec<SqlValue> = vec![
+            Timestamp::now().to_string().into(),
+            all.into(),
+            project.into(),
+        ];
+        for (column, value) in &q.filters {
+            if let Some(c) = FILTER_KEYS.iter().find(|k| *k == column) {
+                sql.push_str(&format!(" AND {c} = ?"));
+                params.push(value.as_str().into());
+            }
+        }
+        // NULLs sort as '' so that row values compare (SQLite's row values
+        // treat NULL as unknown).
+        let sort = format!("COALESCE({key}, '')");
+        if let Some(m) = &q.marker {
+            sql.push_str(&format!(" AND ({sort}, created_at, id) {cmp} (?, ?, ?)"));
+            params.push(m.sort_value(key).into());
+            params.push(m.created_at.to_string().into());
+            params.push(m.id.as_str().into());
+        }
+        sql.push_str(&format!(
+            " ORDER BY {sort} {dir}, created_at {dir}, id {dir} LIMIT ?"
+        ));
+        params.push((q.limit as i64).into());
+        let rows = self.db.execute(&sql, &params)?;
+        rows.rows.iter().map(|r| task_from_row(r)).collect()
+    }
+
+    /// Removes the tasks that expired before `now` (their rows are kept by
+    /// nothing else).
+    pub fn purge_expired(&self, now: Timestamp) -> Result<(), StoreError> {
+        self.db.execute(
+            "DELETE FROM tasks WHERE expires_at IS NOT NULL AND expires_at <= ?",
+            &[now.to_string().into()],
+        )?;
+        Ok(())
     }
 
     /// The unexpired tasks of an image that `project` may see (its own, or
@@ -250,7 +448,7 @@ impl<'a> TaskRepo<'a> {
         let rows = self.db.execute(
             &format!(
                 "SELECT {COLUMNS} FROM tasks WHERE image_id = ? AND deleted = 0 \
-                 AND (expires_at IS NULL OR expires_at >= ?) \
+                 AND (expires_at IS NULL OR expires_at > ?) \
                  AND (? OR owner IS NULL OR owner = ?) ORDER BY created_at, id"
             ),
             &[

@@ -157,6 +157,8 @@ pub(crate) struct StoreSettings {
     pub stale_seconds: i64,
     /// Where web-download and http locations may fetch from.
     pub download_hosts: DownloadHosts,
+    /// The secure hash computed over image data (`hashing_algorithm`).
+    pub hash: crate::data::receive::HashAlgo,
 }
 
 impl StoreSettings {
@@ -183,6 +185,12 @@ impl StoreSettings {
                     "default_store '{default_name}' is not a writable enabled store"
                 ))
             })?;
+        let hash_name = value(vars, Var::HashingAlgorithm);
+        let hash = crate::data::receive::HashAlgo::parse(&hash_name).ok_or_else(|| {
+            ConfigError(format!(
+                "hashing_algorithm '{hash_name}' is not offered (sha256, sha384, sha512)"
+            ))
+        })?;
         let s3 = enabled
             .iter()
             .any(|s| s.id == StoreId::S3)
@@ -202,6 +210,7 @@ impl StoreSettings {
                 .unwrap_or(600)
                 .max(1),
             download_hosts: DownloadHosts::parse(&value(vars, Var::DownloadHosts)),
+            hash,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Discovery documents: the version document (`/`, `/versions`) and the JSON
-//! schemas (`/v2/schemas/...`), plus the answer for every other path.
+//! schemas (`/v2/schemas/...`), the health check (`/healthcheck`), plus the
+//! answer for every other path.
 
 mod schemas;
 mod versions;
@@ -34,12 +35,44 @@ static ROUTES: &[Route<Handler>] = &[
 ];
 
 /// Handles one request to the discovery (schemas) component.
-pub fn handle(ports: &Ports, req: ApiRequest) -> ApiResponse {
+pub fn handle(ports: &Ports, mut req: ApiRequest) -> ApiResponse {
+    if is_healthcheck(&req.path) {
+        return serve(ports, req, |req| ("/healthcheck", Ok(healthcheck(req))));
+    }
+    if !crate::api::negotiated(ports, &mut req) {
+        return choices(ports, req);
+    }
     serve(ports, req, |req| match routes::find(ROUTES, req) {
         Ok(m) => (m.path, (m.handler)(ports, req, &m.params)),
         Err(e) if e.status != StatusCode::NOT_FOUND => ("-", Err(e)),
         Err(_) => ("/...", fallback(ports, req)),
     })
+}
+
+/// The version choices (300) for a request whose version is not served.
+pub(crate) fn choices(ports: &Ports, req: ApiRequest) -> ApiResponse {
+    serve(ports, req, |req| {
+        (
+            "/...",
+            versions_doc(ports, req, StatusCode::MULTIPLE_CHOICES),
+        )
+    })
+}
+
+/// `/healthcheck` and below it (oslo.middleware's healthcheck app, which
+/// Glance mounts beside the API, before version negotiation and auth).
+fn is_healthcheck(path: &str) -> bool {
+    path == "/healthcheck" || path.starts_with("/healthcheck/")
+}
+
+/// Any method: 200 `OK` as text; HEAD: 204 (oslo.middleware's answers).
+fn healthcheck(req: &ApiRequest) -> ApiResponse {
+    if req.method == Method::HEAD {
+        return ApiResponse::empty(StatusCode::NO_CONTENT);
+    }
+    let mut resp = ApiResponse::raw_json(StatusCode::OK, b"OK".to_vec());
+    resp.headers = vec![("content-type".into(), "text/plain; charset=UTF-8".into())];
+    resp
 }
 
 /// `GET /openapi.yaml`: the service's OpenAPI document.
@@ -66,8 +99,11 @@ fn schema(ports: &Ports, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiRespo
 }
 
 /// Every other path: `/versions` (200) and any path whose first segment is
-/// not an accepted version (300, as Glance: `/`, `/v3`) get the version
-/// document; other v1 and v2 paths are 404.
+/// not an accepted version (300, as Glance: `/`, `/v3`, `/v2.12` on one
+/// store) get the version document; other v1 and v2 paths are 404 — after
+/// the caller is identified, as Glance routes after the token check (401
+/// without a token under Keystone). Accepted `/v2.N` prefixes were made
+/// `/v2` by negotiation.
 fn fallback(ports: &Ports, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
     let first = req
         .path
@@ -78,8 +114,11 @@ fn fallback(ports: &Ports, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
     if first == "versions" {
         return versions_doc(ports, req, StatusCode::OK);
     }
-    if !is_v2_prefix(first) && !is_v1_prefix(first) {
+    if first != "v2" && !is_v1_prefix(first) {
         return versions_doc(ports, req, StatusCode::MULTIPLE_CHOICES);
+    }
+    if first == "v2" {
+        auth::identify(ports, req)?;
     }
     Err(ApiError::no_resource())
 }
@@ -87,14 +126,6 @@ fn fallback(ports: &Ports, req: &mut ApiRequest) -> ApiResult<ApiResponse> {
 /// `v1`, `v1.0`, `v1.1`: the URL prefixes Glance 15 mapped to the v1 API.
 fn is_v1_prefix(segment: &str) -> bool {
     matches!(segment, "v1" | "v1.0" | "v1.1")
-}
-
-/// `v2`, `v2.0` … `v2.17`: the URL prefixes Glance maps to the v2 API.
-fn is_v2_prefix(segment: &str) -> bool {
-    segment == "v2"
-        || segment
-            .strip_prefix("v2.")
-            .is_some_and(|minor| minor.parse::<u8>().is_ok_and(|m| m <= 17))
 }
 
 fn versions_doc(ports: &Ports, req: &mut ApiRequest, status: StatusCode) -> ApiResult<ApiResponse> {
@@ -105,8 +136,9 @@ fn versions_doc(ports: &Ports, req: &mut ApiRequest, status: StatusCode) -> ApiR
     if base.is_empty() {
         base = req.base_url.clone();
     }
-    let mut doc = versions::document(&base, false);
-    if crate::settings::CacheSettings::load(ports.vars).is_ok_and(|c| c.enabled()) {
+    let (multi_store, cache) = crate::api::negotiate::deployment(ports.vars);
+    let mut doc = versions::document(&base, multi_store);
+    if cache {
         doc = versions::with_cache(doc);
     }
     Ok(ApiResponse::json(status, &doc))
@@ -127,6 +159,20 @@ mod tests {
         h.call(handle, "GET", "/v1", &[], b"").error(404);
         h.call(handle, "GET", "/v3/images", &[], b"").expect(300);
         h.call(handle, "GET", "/v2/nothing", &[], b"").error(404);
+        h.call(handle, "GET", "/v2.1/nothing", &[], b"").error(404);
+        h.call(handle, "GET", "/v2.12/nothing", &[], b"")
+            .expect(300);
+        let ok = h.call(handle, "GET", "/healthcheck", &[], b"");
+        assert_eq!(
+            (ok.status, ok.header("content-type")),
+            (200, Some("text/plain; charset=UTF-8"))
+        );
+        assert_eq!(ok.body, b"OK");
+        assert_eq!(h.call(handle, "HEAD", "/healthcheck", &[], b"").status, 204);
+        let s = h
+            .call(handle, "GET", "/v2.17/schemas/task", &[], b"")
+            .expect(200);
+        assert_eq!(s["name"], "task");
         let s = h
             .call(handle, "GET", "/v2/schemas/metadefs/namespace", &[], b"")
             .expect(200);

@@ -220,6 +220,7 @@ pub(crate) fn store_data(
         max_bytes,
         too_large: &too_large,
         expected_size: announced.size,
+        hash: ctx.settings.hash,
     };
     let (received, held) = receive_claimed(ctx, req, id, Status::Saving, store, &rules)?;
     let mut preparing = img.clone();
@@ -466,6 +467,7 @@ pub(super) fn stage(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<Ap
         max_bytes,
         too_large: &too_large,
         expected_size: expected,
+        hash: ctx.settings.hash,
     };
     let (received, held) = receive_claimed(ctx, req, id, Status::Uploading, staging, &rules)?;
     let staged = Staged {

@@ -254,6 +254,7 @@ pub(super) fn import(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
         all_must_succeed,
         task_id: task.id.clone(),
         lease: held,
+        discard_on_failure: false,
     };
     let created = Event::task("task.create", &task);
     let mut resp = ApiResponse::empty(StatusCode::ACCEPTED);

@@ -76,10 +76,34 @@ pub(super) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
     let Value::Object(fields) = body else {
         return Err(ApiError::bad_request("Request body must be a JSON object."));
     };
+    let img = new_image(ctx, &fields)?;
+    insert_new(ctx, &img)?;
+    let location = format!("{}{}", req.base_url, img.self_link());
+    let mut resp = ctx
+        .image_response(StatusCode::CREATED, &img)
+        .with_header("location", location)
+        .with_events(vec![Event::image("image.create", &img)]);
+    if !ctx.settings.import_methods.is_empty() {
+        resp = resp.with_header(
+            "OpenStack-image-import-methods",
+            ctx.settings.import_methods.join(","),
+        );
+    }
+    if ctx.settings.multi_store() {
+        let ids: Vec<&str> = ctx.settings.enabled.iter().map(|s| s.id.as_str()).collect();
+        resp = resp.with_header("OpenStack-image-store-ids", ids.join(","));
+    }
+    Ok(resp)
+}
+
+/// A new image from the fields of a create request (`POST /v2/images`, or
+/// a legacy import task's `image_properties`), checked as Glance checks
+/// them; the caller's project owns it unless the fields name an owner.
+pub(crate) fn new_image(ctx: &Ctx, fields: &Map<String, Value>) -> ApiResult<Image> {
     for key in fields.keys() {
         schema::check_create_disallowed(key)?;
     }
-    for (key, value) in &fields {
+    for (key, value) in fields {
         schema::validate_value(key, value)?;
     }
     for key in fields.keys() {
@@ -99,7 +123,7 @@ pub(super) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
         None => ctx.caller.project_id.clone(),
     };
     let mut img = Image::new(id, owner, Timestamp::now());
-    for (key, value) in &fields {
+    for (key, value) in fields {
         match key.as_str() {
             "id" | "owner" => {}
             k if schema::is_base(k) => update::set_base(&mut img, k, value)?,
@@ -110,24 +134,7 @@ pub(super) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
             }
         }
     }
-
-    insert_new(ctx, &img)?;
-    let location = format!("{}{}", req.base_url, img.self_link());
-    let mut resp = ctx
-        .image_response(StatusCode::CREATED, &img)
-        .with_header("location", location)
-        .with_events(vec![Event::image("image.create", &img)]);
-    if !ctx.settings.import_methods.is_empty() {
-        resp = resp.with_header(
-            "OpenStack-image-import-methods",
-            ctx.settings.import_methods.join(","),
-        );
-    }
-    if ctx.settings.multi_store() {
-        let ids: Vec<&str> = ctx.settings.enabled.iter().map(|s| s.id.as_str()).collect();
-        resp = resp.with_header("OpenStack-image-store-ids", ids.join(","));
-    }
-    Ok(resp)
+    Ok(img)
 }
 
 /// Records a new image after the rules allow it: `add_image` for its owner,

@@ -1,5 +1,5 @@
 //! The images service: `/v2/images` and everything below it except members,
-//! `/v2/info/*` and `/v2/stores/*`, and the v1 API's `/v1/images` (handlers
+//! `/v2/info/*`, `/v2/stores/*`, `/v2/cache/*`, the legacy `/v2/tasks`, and the v1 API's `/v1/images` (handlers
 //! in [`crate::api::v1`]) except its members.
 
 mod actions;
@@ -20,7 +20,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use crate::api::routes::{self, Params, Route};
-use crate::api::{serve, v1, ApiRequest, ApiResponse};
+use crate::api::{negotiate, serve, v1, ApiRequest, ApiResponse};
 use crate::auth;
 use crate::auth::caller::Caller;
 use crate::auth::policy::{Policy, Rule};
@@ -78,6 +78,14 @@ static ROUTES: &[Route<Handler>] = &[
     Route {
         path: "/v2/images/{image_id}/actions/reactivate",
         methods: &[("POST", actions::reactivate)],
+    },
+    Route {
+        path: "/v2/tasks",
+        methods: &[("GET", tasks::index), ("POST", tasks::create)],
+    },
+    Route {
+        path: "/v2/tasks/{task_id}",
+        methods: &[("GET", tasks::show), ("DELETE", tasks::delete)],
     },
     Route {
         path: "/v2/info/import",
@@ -140,12 +148,26 @@ static ROUTES: &[Route<Handler>] = &[
 const RECLAIM_EVERY_READS: u8 = 16;
 
 /// Handles one request to the images component.
-pub fn handle(ports: &Ports, req: ApiRequest) -> ApiResponse {
+///
+/// The images component also owns the catch-all route: a request whose
+/// negotiated path (`/v2.N/...`, or an Accept-header version) another
+/// service serves is handed to it (see [`crate::api::negotiate`]).
+pub fn handle(ports: &Ports, mut req: ApiRequest) -> ApiResponse {
+    if !crate::api::negotiated(ports, &mut req) {
+        return crate::api::discovery::choices(ports, req);
+    }
+    match negotiate::owner(&req.path) {
+        negotiate::Owner::Images => {}
+        negotiate::Owner::Members => return crate::api::members::handle(ports, req),
+        negotiate::Owner::Discovery => return crate::api::discovery::handle(ports, req),
+    }
     let writes = !matches!(req.method, http::Method::GET | http::Method::HEAD);
     let mut resp = serve(ports, req, |req| {
         let matched = match routes::find(ROUTES, req) {
             Ok(m) => m,
-            Err(e) => return ("-", Err(e)),
+            // As in Glance, where routing comes after the token check: no
+            // token, 401; with one, the 404 or 405.
+            Err(e) => return ("-", auth::identify(ports, req).and(Err(e))),
         };
         let result =
             Ctx::new(ports, req).and_then(|ctx| (matched.handler)(&ctx, req, &matched.params));

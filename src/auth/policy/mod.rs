@@ -100,6 +100,14 @@ rules! {
     CacheClean = "cache_clean" => "rule:context_is_admin";
     /// Prune the cache to its size (`POST /v2/cache/prune`).
     CachePrune = "cache_prune" => "rule:context_is_admin";
+    /// Use the legacy tasks API at all (`/v2/tasks`, every method).
+    TasksApiAccess = "tasks_api_access" => "rule:context_is_admin";
+    /// Create a task (`POST /v2/tasks`), after `tasks_api_access`.
+    AddTask = "add_task" => "rule:default";
+    /// List tasks (`GET /v2/tasks`), after `tasks_api_access`.
+    GetTasks = "get_tasks" => "rule:default";
+    /// See a task (`GET /v2/tasks/{task_id}`), after `tasks_api_access`.
+    GetTask = "get_task" => "rule:default";
 }
 
 impl Rule {
