@@ -1,7 +1,7 @@
 //! Discovery documents: the version document (`/`, `/versions`) and the JSON
 //! schemas (`/v2/schemas/...`), plus the answer for every other path.
 
-mod schemas;
+pub(crate) mod schemas;
 mod versions;
 
 use http::{Method, StatusCode};

@@ -1,6 +1,7 @@
 //! The images service: `/v2/images` and everything below it except members,
 //! `/v2/info/*` and `/v2/stores/*`, and the v1 API's `/v1/images` (handlers
-//! in [`crate::api::v1`]) except its members.
+//! in [`crate::api::v1`]) except its members; the metadefs catalog
+//! (`/v2/metadefs/...`, [`crate::api::metadefs`]) is served here too.
 
 mod actions;
 mod cache;
@@ -141,6 +142,9 @@ const RECLAIM_EVERY_READS: u8 = 16;
 
 /// Handles one request to the images component.
 pub fn handle(ports: &Ports, req: ApiRequest) -> ApiResponse {
+    if crate::api::metadefs::serves(&req.path) {
+        return crate::api::metadefs::handle(ports, req);
+    }
     let writes = !matches!(req.method, http::Method::GET | http::Method::HEAD);
     let mut resp = serve(ports, req, |req| {
         let matched = match routes::find(ROUTES, req) {
