@@ -14,11 +14,19 @@ use test_support::python::{glance, prop, table};
 use test_support::{metadefs, Payload, Service};
 
 /// The identity of an admin in noauth mode.
-const ADMIN: &[(&str, &str)] = &[("X-Project-Id", "admin"), ("X-Roles", "admin,member,reader")];
+const ADMIN: &[(&str, &str)] = &[
+    ("X-Project-Id", "admin"),
+    ("X-Roles", "admin,member,reader"),
+];
 
 fn get(svc: &Service, path: &str) -> Value {
     let r = svc.client().send("GET", path, ADMIN, Payload::None);
-    assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        200,
+        "{path}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
     serde_json::from_slice(&r.body).expect("JSON")
 }
 
@@ -28,7 +36,10 @@ fn glances_catalog_loads_lists_for_images_and_exports() {
     let catalog = metadefs::catalog();
     let loaded = metadefs::load(&svc.client(), ADMIN);
     assert_eq!(loaded.len(), catalog.len());
-    assert!(loaded.len() >= 30, "Glance 33 ships 32 namespaces: {loaded:?}");
+    assert!(
+        loaded.len() >= 30,
+        "Glance 33 ships 32 namespaces: {loaded:?}"
+    );
 
     // The namespaces that describe images, with their properties as an image
     // carries them (the association's prefix, e.g. `hw_`).
@@ -41,7 +52,10 @@ fn glances_catalog_loads_lists_for_images_and_exports() {
         })
         .map(|(_, doc)| doc["namespace"].as_str().unwrap_or_default().to_string())
         .collect();
-    let listed = get(&svc, "/v2/metadefs/namespaces?resource_types=OS::Glance::Image&limit=100");
+    let listed = get(
+        &svc,
+        "/v2/metadefs/namespaces?resource_types=OS::Glance::Image&limit=100",
+    );
     let names: BTreeSet<String> = listed["namespaces"]
         .as_array()
         .expect("namespaces")
@@ -74,12 +88,20 @@ fn glances_catalog_loads_lists_for_images_and_exports() {
         assert_eq!(have, want, "{file}");
         // Each definition is the file's.
         if let Some((key, def)) = doc["properties"].as_object().and_then(|p| p.iter().next()) {
-            assert_eq!(shown["properties"][format!("{prefix}{key}")], *def, "{file}: {key}");
+            assert_eq!(
+                shown["properties"][format!("{prefix}{key}")],
+                *def,
+                "{file}: {key}"
+            );
         }
     }
     let types = get(&svc, "/v2/metadefs/resource_types");
     let types: Vec<&str> = column(&types["resource_types"], "name");
-    for t in ["OS::Glance::Image", "OS::Nova::Flavor", "OS::Cinder::Volume"] {
+    for t in [
+        "OS::Glance::Image",
+        "OS::Nova::Flavor",
+        "OS::Cinder::Volume",
+    ] {
         assert!(types.contains(&t), "{types:?}");
     }
 
@@ -94,12 +116,19 @@ fn glances_catalog_loads_lists_for_images_and_exports() {
         "PUT",
         &format!("/v2/metadefs/namespaces/{name}"),
         &[ADMIN, &[("Content-Type", "application/json")]].concat(),
-        Payload::Bytes(json!({"namespace": name, "visibility": "public"}).to_string().as_bytes()),
+        Payload::Bytes(
+            json!({"namespace": name, "visibility": "public"})
+                .to_string()
+                .as_bytes(),
+        ),
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let r = svc
-        .client()
-        .send("DELETE", &format!("/v2/metadefs/namespaces/{name}"), ADMIN, Payload::None);
+    let r = svc.client().send(
+        "DELETE",
+        &format!("/v2/metadefs/namespaces/{name}"),
+        ADMIN,
+        Payload::None,
+    );
     assert_eq!(r.status, 204);
     let body = exported.to_string();
     let r = svc.client().send(
@@ -133,11 +162,21 @@ fn glance_md_commands() {
     let file = file.to_str().expect("utf-8 path");
     // md-namespace-import: a catalog file, as one command.
     let out = glance(&svc, &["md-namespace-import", "--file", file]);
-    assert_eq!(prop(out.expect_ok(), "namespace").as_deref(), Some("OS::Compute::Watchdog"));
+    assert_eq!(
+        prop(out.expect_ok(), "namespace").as_deref(),
+        Some("OS::Compute::Watchdog")
+    );
 
     let out = glance(
         &svc,
-        &["md-namespace-create", "gc-ns", "--display-name", "GC", "--visibility", "public"],
+        &[
+            "md-namespace-create",
+            "gc-ns",
+            "--display-name",
+            "GC",
+            "--visibility",
+            "public",
+        ],
     );
     let shown = out.expect_ok();
     assert_eq!(prop(shown, "display_name").as_deref(), Some("GC"));
@@ -145,13 +184,30 @@ fn glance_md_commands() {
 
     let listed = glance(&svc, &["md-namespace-list"]);
     let rows = table(listed.expect_ok());
-    let names: Vec<&str> = rows.iter().filter_map(|r| r.first()).map(String::as_str).collect();
-    assert!(names.contains(&"gc-ns") && names.contains(&"OS::Compute::Watchdog"), "{names:?}");
+    let names: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.first())
+        .map(String::as_str)
+        .collect();
+    assert!(
+        names.contains(&"gc-ns") && names.contains(&"OS::Compute::Watchdog"),
+        "{names:?}"
+    );
 
     glance(
         &svc,
-        &["md-property-create", "gc-ns", "--name", "speed", "--title", "Speed", "--type", "integer",
-          "--schema", r#"{"type": "integer", "minimum": 1}"#],
+        &[
+            "md-property-create",
+            "gc-ns",
+            "--name",
+            "speed",
+            "--title",
+            "Speed",
+            "--type",
+            "integer",
+            "--schema",
+            r#"{"type": "integer", "minimum": 1}"#,
+        ],
     )
     .expect_ok();
     let props = glance(&svc, &["md-property-list", "gc-ns"]);
@@ -171,29 +227,69 @@ fn glance_md_commands() {
     assert_eq!(prop(core.expect_ok(), "title").as_deref(), Some("Cores"));
 
     glance(&svc, &["md-tag-create-multiple", "gc-ns", "--names", "a,b"]).expect_ok();
-    glance(&svc, &["md-tag-create-multiple", "gc-ns", "--names", "c", "--append"]).expect_ok();
+    glance(
+        &svc,
+        &[
+            "md-tag-create-multiple",
+            "gc-ns",
+            "--names",
+            "c",
+            "--append",
+        ],
+    )
+    .expect_ok();
     let tags = table(glance(&svc, &["md-tag-list", "gc-ns"]).expect_ok());
-    let mut tags: Vec<&str> = tags.iter().skip(1).filter_map(|r| r.first()).map(String::as_str).collect();
+    let mut tags: Vec<&str> = tags
+        .iter()
+        .skip(1)
+        .filter_map(|r| r.first())
+        .map(String::as_str)
+        .collect();
     tags.sort();
     assert_eq!(tags, ["a", "b", "c"]);
     glance(&svc, &["md-tag-create-multiple", "gc-ns", "--names", "z"]).expect_ok();
     let tags = table(glance(&svc, &["md-tag-list", "gc-ns"]).expect_ok());
     assert_eq!(tags.len(), 2, "replaced: {tags:?}");
 
-    glance(&svc, &["md-resource-type-associate", "gc-ns", "--name", "OS::Glance::Image", "--prefix", "gc_"])
-        .expect_ok();
+    glance(
+        &svc,
+        &[
+            "md-resource-type-associate",
+            "gc-ns",
+            "--name",
+            "OS::Glance::Image",
+            "--prefix",
+            "gc_",
+        ],
+    )
+    .expect_ok();
     let rts = glance(&svc, &["md-resource-type-list"]);
     assert!(rts.expect_ok().contains("OS::Glance::Image"));
     let assoc = glance(&svc, &["md-namespace-resource-type-list", "gc-ns"]);
     assert!(assoc.expect_ok().contains("gc_"), "{}", assoc.stdout);
-    let filtered = glance(&svc, &["md-namespace-list", "--resource-types", "OS::Glance::Image"]);
+    let filtered = glance(
+        &svc,
+        &["md-namespace-list", "--resource-types", "OS::Glance::Image"],
+    );
     assert!(filtered.expect_ok().contains("gc-ns"));
-    let show = glance(&svc, &["md-namespace-show", "gc-ns", "--resource-type", "OS::Glance::Image"]);
+    let show = glance(
+        &svc,
+        &[
+            "md-namespace-show",
+            "gc-ns",
+            "--resource-type",
+            "OS::Glance::Image",
+        ],
+    );
     assert!(show.expect_ok().contains("gc_speed"), "{}", show.stdout);
 
     // A duplicate is refused with Glance's message.
     let dup = glance(&svc, &["md-namespace-create", "gc-ns"]);
-    assert!(!dup.ok && dup.stderr.contains("already exists"), "{}", dup.stderr);
+    assert!(
+        !dup.ok && dup.stderr.contains("already exists"),
+        "{}",
+        dup.stderr
+    );
 
     glance(&svc, &["md-namespace-delete", "gc-ns"]).expect_ok();
     let gone = glance(&svc, &["md-namespace-show", "gc-ns"]);
@@ -218,7 +314,16 @@ fn openstack_image_metadef_commands() {
     );
     let created = os.json(
         "admin",
-        &["image", "metadef", "namespace", "create", "osc-ns", "--display-name", "OSC", "--public"],
+        &[
+            "image",
+            "metadef",
+            "namespace",
+            "create",
+            "osc-ns",
+            "--display-name",
+            "OSC",
+            "--public",
+        ],
     );
     assert_eq!(created["namespace"], "osc-ns");
     assert_eq!(created["visibility"], "public");
@@ -226,51 +331,124 @@ fn openstack_image_metadef_commands() {
     assert!(list.to_string().contains("osc-ns"), "{list}");
     os.ok(
         "admin",
-        &["image", "metadef", "namespace", "set", "osc-ns", "--description", "described", "--public"],
+        &[
+            "image",
+            "metadef",
+            "namespace",
+            "set",
+            "osc-ns",
+            "--description",
+            "described",
+            "--public",
+        ],
     );
-    let shown = os.json("admin", &["image", "metadef", "namespace", "show", "osc-ns"]);
+    let shown = os.json(
+        "admin",
+        &["image", "metadef", "namespace", "show", "osc-ns"],
+    );
     assert_eq!(shown["description"], "described");
 
     let p = os.json(
         "admin",
-        &["image", "metadef", "property", "create", "--name", "speed", "--title", "Speed",
-          "--type", "integer", "--schema", r#"{"minimum": 1}"#, "osc-ns"],
+        &[
+            "image",
+            "metadef",
+            "property",
+            "create",
+            "--name",
+            "speed",
+            "--title",
+            "Speed",
+            "--type",
+            "integer",
+            "--schema",
+            r#"{"minimum": 1}"#,
+            "osc-ns",
+        ],
     );
     assert_eq!(p["name"], "speed");
     let props = os.json("admin", &["image", "metadef", "property", "list", "osc-ns"]);
     assert!(props.to_string().contains("speed"), "{props}");
-    let p = os.json("admin", &["image", "metadef", "property", "show", "osc-ns", "speed"]);
+    let p = os.json(
+        "admin",
+        &["image", "metadef", "property", "show", "osc-ns", "speed"],
+    );
     assert_eq!(p["title"], "Speed");
 
-    let o = os.json("admin", &["image", "metadef", "object", "create", "osc-ns", "cpu"]);
+    let o = os.json(
+        "admin",
+        &["image", "metadef", "object", "create", "osc-ns", "cpu"],
+    );
     assert_eq!(o["name"], "cpu");
     let objs = os.json("admin", &["image", "metadef", "object", "list", "osc-ns"]);
     assert!(objs.to_string().contains("cpu"), "{objs}");
-    let o = os.json("admin", &["image", "metadef", "object", "show", "osc-ns", "cpu"]);
+    let o = os.json(
+        "admin",
+        &["image", "metadef", "object", "show", "osc-ns", "cpu"],
+    );
     assert_eq!(o["name"], "cpu");
 
     os.ok(
         "admin",
-        &["image", "metadef", "resource", "type", "association", "create", "osc-ns", "OS::Glance::Image"],
+        &[
+            "image",
+            "metadef",
+            "resource",
+            "type",
+            "association",
+            "create",
+            "osc-ns",
+            "OS::Glance::Image",
+        ],
     );
     let types = os.json("admin", &["image", "metadef", "resource", "type", "list"]);
     assert!(types.to_string().contains("OS::Glance::Image"), "{types}");
     let assoc = os.json(
         "admin",
-        &["image", "metadef", "resource", "type", "association", "list", "osc-ns"],
+        &[
+            "image",
+            "metadef",
+            "resource",
+            "type",
+            "association",
+            "list",
+            "osc-ns",
+        ],
     );
     assert!(assoc.to_string().contains("OS::Glance::Image"), "{assoc}");
 
     // A member reads the public namespace but may not change the catalog.
-    let seen = os.json("alpha", &["image", "metadef", "namespace", "show", "osc-ns"]);
+    let seen = os.json(
+        "alpha",
+        &["image", "metadef", "namespace", "show", "osc-ns"],
+    );
     assert_eq!(seen["namespace"], "osc-ns");
-    let refused = os.run("alpha", &["image", "metadef", "namespace", "create", "alpha-ns"]);
+    let refused = os.run(
+        "alpha",
+        &["image", "metadef", "namespace", "create", "alpha-ns"],
+    );
     assert!(!refused.ok, "{}", refused.stdout);
-    assert!(refused.stderr.contains("403") || refused.stderr.contains("Forbidden"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("403") || refused.stderr.contains("Forbidden"),
+        "{}",
+        refused.stderr
+    );
 
-    os.ok("admin", &["image", "metadef", "object", "delete", "osc-ns", "cpu"]);
-    os.ok("admin", &["image", "metadef", "property", "delete", "osc-ns", "speed"]);
-    os.ok("admin", &["image", "metadef", "namespace", "delete", "osc-ns"]);
-    let gone = os.run("admin", &["image", "metadef", "namespace", "show", "osc-ns"]);
+    os.ok(
+        "admin",
+        &["image", "metadef", "object", "delete", "osc-ns", "cpu"],
+    );
+    os.ok(
+        "admin",
+        &["image", "metadef", "property", "delete", "osc-ns", "speed"],
+    );
+    os.ok(
+        "admin",
+        &["image", "metadef", "namespace", "delete", "osc-ns"],
+    );
+    let gone = os.run(
+        "admin",
+        &["image", "metadef", "namespace", "show", "osc-ns"],
+    );
     assert!(!gone.ok);
 }

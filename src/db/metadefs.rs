@@ -266,7 +266,11 @@ fn sort_expr(key: &str) -> String {
 
 /// `ORDER BY` and the keyset condition of a page after `marker` (its
 /// values for the sort key, created_at and id), for columns named as given.
-fn order_and_after(key: &str, dir: Dir, marker: Option<[SqlValue; 3]>) -> (String, String, Vec<SqlValue>) {
+fn order_and_after(
+    key: &str,
+    dir: Dir,
+    marker: Option<[SqlValue; 3]>,
+) -> (String, String, Vec<SqlValue>) {
     let expr = sort_expr(key);
     let d = dir.sql();
     let order = if key == "id" {
@@ -285,7 +289,10 @@ fn order_and_after(key: &str, dir: Dir, marker: Option<[SqlValue; 3]>) -> (Strin
     } else if key == "created_at" {
         (format!(" AND (created_at, id) {op} (?, ?)"), vec![c, i])
     } else {
-        (format!(" AND ({expr}, created_at, id) {op} (?, ?, ?)"), vec![k, c, i])
+        (
+            format!(" AND ({expr}, created_at, id) {op} (?, ?, ?)"),
+            vec![k, c, i],
+        )
     };
     (order, cond, params)
 }
@@ -384,10 +391,17 @@ impl<'a> MetadefRepo<'a> {
                 ns.updated_at.as_str().into(),
             ],
         )?;
-        Ok(match rows.rows.first().and_then(|r| r.first()).and_then(SqlValue::as_i64) {
-            Some(id) => Write::Done(id),
-            None => Write::Duplicate,
-        })
+        Ok(
+            match rows
+                .rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(SqlValue::as_i64)
+            {
+                Some(id) => Write::Done(id),
+                None => Write::Duplicate,
+            },
+        )
     }
 
     /// Writes every column of `ns` to its row (`ns.id`).
@@ -520,7 +534,13 @@ impl<'a> MetadefRepo<'a> {
                      VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
                     kind.table()
                 ),
-                &[ns.into(), name.into(), doc.to_string().into(), now.into(), now.into()],
+                &[
+                    ns.into(),
+                    name.into(),
+                    doc.to_string().into(),
+                    now.into(),
+                    now.into(),
+                ],
             )?
         } else {
             self.db.execute(
@@ -529,10 +549,17 @@ impl<'a> MetadefRepo<'a> {
                 &[ns.into(), name.into(), now.into(), now.into()],
             )?
         };
-        Ok(match rows.rows.first().and_then(|r| r.first()).and_then(SqlValue::as_i64) {
-            Some(id) => Write::Done(id),
-            None => Write::Duplicate,
-        })
+        Ok(
+            match rows
+                .rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(SqlValue::as_i64)
+            {
+                Some(id) => Write::Done(id),
+                None => Write::Duplicate,
+            },
+        )
     }
 
     /// Renames item `id` and replaces its document.
@@ -735,7 +762,10 @@ mod tests {
             assert!(matches!(repo.insert_namespace(n).unwrap(), Write::Done(_)));
         }
         assert_eq!(repo.insert_namespace(&a).unwrap(), Write::Duplicate);
-        assert_eq!(names(&repo.namespaces(&query(Scope::All)).unwrap()), ["c", "b", "a"]);
+        assert_eq!(
+            names(&repo.namespaces(&query(Scope::All)).unwrap()),
+            ["c", "b", "a"]
+        );
         let p1 = query(Scope::Project(Some("p1".into())));
         assert_eq!(names(&repo.namespaces(&p1).unwrap()), ["b", "a"]);
         assert_eq!(
@@ -777,19 +807,23 @@ mod tests {
         let now = "2024-01-01T00:00:00Z";
         let doc = json!({"type": "string", "title": "T"});
         assert!(matches!(
-            repo.insert_item(Kind::Property, id, "p", &doc, now).unwrap(),
+            repo.insert_item(Kind::Property, id, "p", &doc, now)
+                .unwrap(),
             Write::Done(_)
         ));
         assert_eq!(
-            repo.insert_item(Kind::Property, id, "p", &doc, now).unwrap(),
+            repo.insert_item(Kind::Property, id, "p", &doc, now)
+                .unwrap(),
             Write::Duplicate
         );
         assert!(matches!(
-            repo.insert_item(Kind::Tag, id, "Tag", &Value::Null, now).unwrap(),
+            repo.insert_item(Kind::Tag, id, "Tag", &Value::Null, now)
+                .unwrap(),
             Write::Done(_)
         ));
         assert_eq!(
-            repo.insert_item(Kind::Tag, id, "TAG", &Value::Null, now).unwrap(),
+            repo.insert_item(Kind::Tag, id, "TAG", &Value::Null, now)
+                .unwrap(),
             Write::Duplicate,
             "tags are unique without regard to case"
         );
@@ -827,7 +861,11 @@ mod tests {
         assert!(none.is_empty());
         repo.delete_namespace(id).unwrap();
         assert!(repo.namespace("n").unwrap().is_none());
-        for table in ["metadef_properties", "metadef_tags", "metadef_namespace_resource_types"] {
+        for table in [
+            "metadef_properties",
+            "metadef_tags",
+            "metadef_namespace_resource_types",
+        ] {
             let rows = db
                 .execute(&format!("SELECT count(*) FROM {table}"), &[])
                 .unwrap();

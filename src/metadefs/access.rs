@@ -83,7 +83,8 @@ impl MetadefAccess<'_> {
             return Ok(());
         }
         if let Some(ns) = ns {
-            if rule == Rule::GetMetadefNamespace || !self.allows(Rule::GetMetadefNamespace, Some(ns))
+            if rule == Rule::GetMetadefNamespace
+                || !self.allows(Rule::GetMetadefNamespace, Some(ns))
             {
                 return Err(not_found(&ns.namespace));
             }
@@ -118,7 +119,10 @@ mod tests {
         let reader = Caller::new(Some("p1".into()), None, &["reader"]);
         let member = Caller::new(Some("p1".into()), None, &["member", "reader"]);
         let admin = Caller::new(Some("p9".into()), None, &["admin", "member", "reader"]);
-        let a = |c| MetadefAccess { caller: c, policy: &policy };
+        let a = |c| MetadefAccess {
+            caller: c,
+            policy: &policy,
+        };
         let private_other = ns("private", Some("p2"));
         let public_other = ns("public", Some("p2"));
         let own = ns("private", Some("p1"));
@@ -126,15 +130,25 @@ mod tests {
         assert!(a(&reader).visible(&public_other));
         assert!(a(&reader).visible(&own));
         assert!(a(&admin).visible(&private_other));
-        assert!(a(&reader).enforce(Rule::GetMetadefNamespace, Some(&public_other)).is_ok());
+        assert!(a(&reader)
+            .enforce(Rule::GetMetadefNamespace, Some(&public_other))
+            .is_ok());
         // A member may read but not change: 403 where it can read, else 404.
-        let e = a(&member).enforce(Rule::ModifyMetadefNamespace, Some(&public_other)).unwrap_err();
+        let e = a(&member)
+            .enforce(Rule::ModifyMetadefNamespace, Some(&public_other))
+            .unwrap_err();
         assert_eq!(e.status.as_u16(), 403);
-        let e = a(&member).enforce(Rule::AddMetadefNamespace, None).unwrap_err();
+        let e = a(&member)
+            .enforce(Rule::AddMetadefNamespace, None)
+            .unwrap_err();
         assert_eq!(e.status.as_u16(), 403);
-        assert!(a(&admin).enforce(Rule::DeleteMetadefNamespace, Some(&private_other)).is_ok());
+        assert!(a(&admin)
+            .enforce(Rule::DeleteMetadefNamespace, Some(&private_other))
+            .is_ok());
         let nobody = Caller::new(Some("p1".into()), None, &[]);
-        let e = a(&nobody).enforce(Rule::GetMetadefTags, Some(&public_other)).unwrap_err();
+        let e = a(&nobody)
+            .enforce(Rule::GetMetadefTags, Some(&public_other))
+            .unwrap_err();
         assert_eq!(e.status.as_u16(), 404);
         assert_eq!(a(&admin).scope(), Scope::All);
         assert_eq!(a(&reader).scope(), Scope::Project(Some("p1".into())));

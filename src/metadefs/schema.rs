@@ -56,9 +56,8 @@ pub fn validate(doc: Doc, body: &Value) -> Result<(), String> {
             describe(body)
         ));
     }
-    check(&schema, &schema, body, "", 0).map_err(|why| {
-        format!("Provided object does not match schema '{name}': {why}")
-    })
+    check(&schema, &schema, body, "", 0)
+        .map_err(|why| format!("Provided object does not match schema '{name}': {why}"))
 }
 
 fn type_matches(name: &str, v: &Value) -> bool {
@@ -69,7 +68,11 @@ fn type_matches(name: &str, v: &Value) -> bool {
         "boolean" => v.is_boolean(),
         "null" => v.is_null(),
         "number" => v.is_number(),
-        "integer" => v.as_i64().is_some() || v.as_u64().is_some() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
+        "integer" => {
+            v.as_i64().is_some()
+                || v.as_u64().is_some()
+                || v.as_f64().is_some_and(|f| f.fract() == 0.0)
+        }
         _ => true,
     }
 }
@@ -115,14 +118,29 @@ fn check(root: &Value, schema: &Value, v: &Value, path: &str, depth: u8) -> Resu
         Some(Value::String(t)) if !type_matches(t, v) => {
             return Err(format!("{} is not of type '{t}'{}", describe(v), at(path)));
         }
-        Some(Value::Array(ts)) if !ts.iter().filter_map(Value::as_str).any(|t| type_matches(t, v)) => {
-            return Err(format!("{} is not of type {}{}", describe(v), Value::Array(ts.clone()), at(path)));
+        Some(Value::Array(ts))
+            if !ts
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|t| type_matches(t, v)) =>
+        {
+            return Err(format!(
+                "{} is not of type {}{}",
+                describe(v),
+                Value::Array(ts.clone()),
+                at(path)
+            ));
         }
         _ => {}
     }
     if let Some(allowed) = s.get("enum").and_then(Value::as_array) {
         if !allowed.contains(v) {
-            return Err(format!("{} is not one of {}{}", describe(v), Value::Array(allowed.clone()), at(path)));
+            return Err(format!(
+                "{} is not one of {}{}",
+                describe(v),
+                Value::Array(allowed.clone()),
+                at(path)
+            ));
         }
     }
     if let (Some(max), Some(text)) = (s.get("maxLength").and_then(Value::as_u64), v.as_str()) {
@@ -144,7 +162,11 @@ fn check(root: &Value, schema: &Value, v: &Value, path: &str, depth: u8) -> Resu
         if s.get("uniqueItems") == Some(&Value::Bool(true)) {
             for (i, a) in items.iter().enumerate() {
                 if items[..i].contains(a) {
-                    return Err(format!("{} has non-unique elements{}", describe(v), at(path)));
+                    return Err(format!(
+                        "{} has non-unique elements{}",
+                        describe(v),
+                        at(path)
+                    ));
                 }
             }
         }
@@ -174,7 +196,9 @@ fn check(root: &Value, schema: &Value, v: &Value, path: &str, depth: u8) -> Resu
                             at(path)
                         ));
                     }
-                    Some(extra @ Value::Object(_)) => check(root, extra, value, &sub_path, depth + 1)?,
+                    Some(extra @ Value::Object(_)) => {
+                        check(root, extra, value, &sub_path, depth + 1)?
+                    }
                     _ => {}
                 },
             }
@@ -190,29 +214,63 @@ mod tests {
 
     #[test]
     fn properties_need_name_title_and_a_known_type() {
-        assert!(validate(Doc::Property, &json!({"name": "p", "title": "P", "type": "string"})).is_ok());
+        assert!(validate(
+            Doc::Property,
+            &json!({"name": "p", "title": "P", "type": "string"})
+        )
+        .is_ok());
         let err = validate(Doc::Property, &json!({"name": "p", "title": "P"})).unwrap_err();
         assert!(err.contains("'type' is a required property"), "{err}");
-        assert!(err.starts_with("Provided object does not match schema 'property'"), "{err}");
-        let err = validate(Doc::Property, &json!({"name": "p", "title": "P", "type": "text"})).unwrap_err();
+        assert!(
+            err.starts_with("Provided object does not match schema 'property'"),
+            "{err}"
+        );
+        let err = validate(
+            Doc::Property,
+            &json!({"name": "p", "title": "P", "type": "text"}),
+        )
+        .unwrap_err();
         assert!(err.contains("is not one of"), "{err}");
-        let err = validate(Doc::Property, &json!({"name": "p", "title": "P", "type": "string", "x": 1})).unwrap_err();
+        let err = validate(
+            Doc::Property,
+            &json!({"name": "p", "title": "P", "type": "string", "x": 1}),
+        )
+        .unwrap_err();
         assert!(err.contains("'x' was unexpected"), "{err}");
-        let err = validate(Doc::Property, &json!({"name": "p", "title": "P", "type": "string", "maxLength": -1})).unwrap_err();
+        let err = validate(
+            Doc::Property,
+            &json!({"name": "p", "title": "P", "type": "string", "maxLength": -1}),
+        )
+        .unwrap_err();
         assert!(err.contains("minimum"), "{err}");
-        let err = validate(Doc::Property, &json!({"name": "p", "title": "P", "type": "array", "required": []})).unwrap_err();
+        let err = validate(
+            Doc::Property,
+            &json!({"name": "p", "title": "P", "type": "array", "required": []}),
+        )
+        .unwrap_err();
         assert!(err.contains("too short"), "{err}");
     }
 
     #[test]
     fn namespaces_check_nested_definitions() {
-        assert!(validate(Doc::Namespace, &json!({"namespace": "n", "visibility": "public"})).is_ok());
-        assert!(validate(Doc::Namespace, &json!({"namespace": "n", "visibility": "shared"})).is_err());
+        assert!(validate(
+            Doc::Namespace,
+            &json!({"namespace": "n", "visibility": "public"})
+        )
+        .is_ok());
+        assert!(validate(
+            Doc::Namespace,
+            &json!({"namespace": "n", "visibility": "shared"})
+        )
+        .is_err());
         assert!(validate(Doc::Namespace, &json!({"display_name": "n"})).is_err());
         assert!(validate(Doc::Namespace, &json!({"namespace": "x".repeat(81)})).is_err());
         let bad_prop = json!({"namespace": "n", "properties": {"p": {"title": "P"}}});
         let err = validate(Doc::Namespace, &bad_prop).unwrap_err();
-        assert!(err.contains("'type' is a required property (at /properties/p)"), "{err}");
+        assert!(
+            err.contains("'type' is a required property (at /properties/p)"),
+            "{err}"
+        );
         let nested = json!({"namespace": "n", "objects": [{"name": "o", "properties": {"p": {"type": "integer", "title": "P", "minimum": 1}}}], "tags": [{"name": "t"}]});
         assert!(validate(Doc::Namespace, &nested).is_ok());
         assert!(validate(Doc::Namespace, &json!([1])).is_err());
@@ -222,7 +280,11 @@ mod tests {
     fn tags_and_associations() {
         assert!(validate(Doc::Tags, &json!({"tags": [{"name": "a"}]})).is_ok());
         assert!(validate(Doc::Tag, &json!({"name": 1})).is_err());
-        assert!(validate(Doc::ResourceType, &json!({"name": "OS::Glance::Image", "prefix": "hw_"})).is_ok());
+        assert!(validate(
+            Doc::ResourceType,
+            &json!({"name": "OS::Glance::Image", "prefix": "hw_"})
+        )
+        .is_ok());
         assert!(validate(Doc::ResourceType, &json!({"prefix": "hw_"})).is_err());
     }
 }

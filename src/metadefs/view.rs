@@ -147,7 +147,10 @@ mod tests {
         assert_eq!(v["required"], json!(["hw_a"]));
         assert!(v["properties"]["hw_a"].is_object());
         assert_eq!(v["self"], "/v2/metadefs/namespaces/ns/objects/o");
-        assert!(v.get("description").is_none(), "absent attributes are left out");
+        assert!(
+            v.get("description").is_none(),
+            "absent attributes are left out"
+        );
         let p = Item {
             doc: json!({"type": "string", "title": "P"}),
             ..o

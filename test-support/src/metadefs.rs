@@ -30,11 +30,19 @@ pub fn catalog_dir() -> PathBuf {
                 .expect("python3");
             assert!(ok.success(), "python3 -m venv {} failed", venv.display());
             let ok = Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "--no-deps"])
+                .args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                ])
                 .arg(format!("glance=={GLANCE_VERSION}"))
                 .status()
                 .expect("pip");
-            assert!(ok.success(), "pip install --no-deps glance=={GLANCE_VERSION} failed");
+            assert!(
+                ok.success(),
+                "pip install --no-deps glance=={GLANCE_VERSION} failed"
+            );
             std::fs::write(&ready, b"ok").expect("marker");
         }
     }
@@ -51,10 +59,7 @@ pub fn catalog() -> Vec<(String, Value)> {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no catalog files in {}", dir.display());
-    files
-        .iter()
-        .map(|p| (file_name(p), read(p)))
-        .collect()
+    files.iter().map(|p| (file_name(p), read(p))).collect()
 }
 
 fn file_name(p: &Path) -> String {

@@ -72,7 +72,14 @@ fn inserted(ctx: &Ctx, kind: Kind, ns: &Namespace, name: &str, doc: &Value) -> A
     }
 }
 
-fn updated(ctx: &Ctx, kind: Kind, ns: &Namespace, old: &Item, name: &str, doc: &Value) -> ApiResult<Item> {
+fn updated(
+    ctx: &Ctx,
+    kind: Kind,
+    ns: &Namespace,
+    old: &Item,
+    name: &str,
+    doc: &Value,
+) -> ApiResult<Item> {
     let now = Timestamp::now().to_string();
     match ctx.repo.update_item(kind, old.id, name, doc, &now)? {
         Write::Done(_) => find(ctx, kind, ns, name),
@@ -145,15 +152,27 @@ pub(super) fn list_objects(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiRe
 pub(super) fn create_object(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     let ns = namespace(ctx, p, Rule::AddMetadefObject)?;
     let body = body(req, Doc::Object)?;
-    let o = inserted(ctx, Kind::Object, &ns, &name_of(&body), &view::object_doc(&body))?;
-    Ok(ApiResponse::json(StatusCode::CREATED, &view::object(&ns.namespace, &o, "")))
+    let o = inserted(
+        ctx,
+        Kind::Object,
+        &ns,
+        &name_of(&body),
+        &view::object_doc(&body),
+    )?;
+    Ok(ApiResponse::json(
+        StatusCode::CREATED,
+        &view::object(&ns.namespace, &o, ""),
+    ))
 }
 
 /// `GET .../objects/{name}`.
 pub(super) fn show_object(ctx: &Ctx, _: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     let ns = namespace(ctx, p, Rule::GetMetadefObject)?;
     let o = find(ctx, Kind::Object, &ns, &p["name"])?;
-    Ok(ApiResponse::json(StatusCode::OK, &view::object(&ns.namespace, &o, "")))
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &view::object(&ns.namespace, &o, ""),
+    ))
 }
 
 /// `PUT .../objects/{name}`: replaces the object (and may rename it).
@@ -161,8 +180,18 @@ pub(super) fn update_object(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiR
     let ns = namespace(ctx, p, Rule::ModifyMetadefObject)?;
     let body = body(req, Doc::Object)?;
     let old = find(ctx, Kind::Object, &ns, &p["name"])?;
-    let o = updated(ctx, Kind::Object, &ns, &old, &name_of(&body), &view::object_doc(&body))?;
-    Ok(ApiResponse::json(StatusCode::OK, &view::object(&ns.namespace, &o, "")))
+    let o = updated(
+        ctx,
+        Kind::Object,
+        &ns,
+        &old,
+        &name_of(&body),
+        &view::object_doc(&body),
+    )?;
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &view::object(&ns.namespace, &o, ""),
+    ))
 }
 
 /// `DELETE .../objects/{name}`.
@@ -182,38 +211,67 @@ pub(super) fn delete_objects(ctx: &Ctx, _: &mut ApiRequest, p: &Params) -> ApiRe
 /// `GET .../properties`: a map of name to definition.
 pub(super) fn list_properties(ctx: &Ctx, _: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     let ns = namespace(ctx, p, Rule::GetMetadefProperties)?;
-    let props = ctx.repo.items(Kind::Property, ns.id, &ItemQuery::default())?;
+    let props = ctx
+        .repo
+        .items(Kind::Property, ns.id, &ItemQuery::default())?;
     let map: serde_json::Map<String, Value> = props
         .iter()
         .map(|p| (p.name.clone(), view::property_definition(p)))
         .collect();
-    Ok(ApiResponse::json(StatusCode::OK, &json!({"properties": map})))
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &json!({"properties": map}),
+    ))
 }
 
 /// `POST .../properties`.
-pub(super) fn create_property(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+pub(super) fn create_property(
+    ctx: &Ctx,
+    req: &mut ApiRequest,
+    p: &Params,
+) -> ApiResult<ApiResponse> {
     let ns = namespace(ctx, p, Rule::AddMetadefProperty)?;
     let body = body(req, Doc::Property)?;
     let name = name_of(&body);
     let prop = inserted(ctx, Kind::Property, &ns, &name, &view::property_doc(&body))?;
-    Ok(ApiResponse::json(StatusCode::CREATED, &view::property(&prop, &name)))
+    Ok(ApiResponse::json(
+        StatusCode::CREATED,
+        &view::property(&prop, &name),
+    ))
 }
 
 /// `GET .../properties/{name}`.
 pub(super) fn show_property(ctx: &Ctx, _: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     let ns = namespace(ctx, p, Rule::GetMetadefProperty)?;
     let prop = find(ctx, Kind::Property, &ns, &p["name"])?;
-    Ok(ApiResponse::json(StatusCode::OK, &view::property(&prop, &prop.name)))
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &view::property(&prop, &prop.name),
+    ))
 }
 
 /// `PUT .../properties/{name}`: replaces the definition (and may rename it).
-pub(super) fn update_property(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+pub(super) fn update_property(
+    ctx: &Ctx,
+    req: &mut ApiRequest,
+    p: &Params,
+) -> ApiResult<ApiResponse> {
     let ns = namespace(ctx, p, Rule::ModifyMetadefProperty)?;
     let body = body(req, Doc::Property)?;
     let old = find(ctx, Kind::Property, &ns, &p["name"])?;
     let name = name_of(&body);
-    let prop = updated(ctx, Kind::Property, &ns, &old, &name, &view::property_doc(&body))?;
-    Ok(ApiResponse::json(StatusCode::OK, &view::property(&prop, &name)))
+    let prop = updated(
+        ctx,
+        Kind::Property,
+        &ns,
+        &old,
+        &name,
+        &view::property_doc(&body),
+    )?;
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &view::property(&prop, &name),
+    ))
 }
 
 /// `DELETE .../properties/{name}`.
@@ -223,7 +281,11 @@ pub(super) fn delete_property(ctx: &Ctx, _: &mut ApiRequest, p: &Params) -> ApiR
 }
 
 /// `DELETE .../properties`: every property of the namespace.
-pub(super) fn delete_properties(ctx: &Ctx, _: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+pub(super) fn delete_properties(
+    ctx: &Ctx,
+    _: &mut ApiRequest,
+    p: &Params,
+) -> ApiResult<ApiResponse> {
     let ns = namespace(ctx, p, Rule::DeleteMetadefNamespace)?;
     all_removed(ctx, Kind::Property, &ns)
 }
@@ -283,14 +345,18 @@ pub(super) fn create_tags(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiRes
     for n in &names {
         // A racing request may have added the name since the check.
         if !matches!(
-            ctx.repo.insert_item(Kind::Tag, ns.id, n, &Value::Null, &now)?,
+            ctx.repo
+                .insert_item(Kind::Tag, ns.id, n, &Value::Null, &now)?,
             Write::Done(_)
         ) {
             return Err(duplicate(Kind::Tag, &ns.namespace, n));
         }
     }
     let list: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
-    Ok(ApiResponse::json(StatusCode::CREATED, &json!({"tags": list})))
+    Ok(ApiResponse::json(
+        StatusCode::CREATED,
+        &json!({"tags": list}),
+    ))
 }
 
 /// `GET .../tags/{name}`.

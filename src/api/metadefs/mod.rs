@@ -165,7 +165,9 @@ fn body(req: &mut ApiRequest, doc: Doc) -> ApiResult<Value> {
     let body = req.json_body()?;
     if let Some(obj) = body.as_object() {
         if let Some(key) = READ_ONLY.iter().find(|k| obj.contains_key(**k)) {
-            return Err(ApiError::forbidden(format!("Attribute '{key}' is read-only.")));
+            return Err(ApiError::forbidden(format!(
+                "Attribute '{key}' is read-only."
+            )));
         }
     }
     schema::validate(doc, &body).map_err(ApiError::bad_request)?;

@@ -183,7 +183,11 @@ fn unique<'b>(
 ) -> ApiResult<()> {
     let mut seen = HashSet::new();
     for n in names {
-        let key = if fold { n.to_lowercase() } else { n.to_string() };
+        let key = if fold {
+            n.to_lowercase()
+        } else {
+            n.to_string()
+        };
         if !seen.insert(key) {
             return Err(conflict(n));
         }
@@ -228,7 +232,11 @@ pub(super) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
         access.enforce(Rule::AddMetadefTag, None)?;
     }
     let assoc_names = names(&body, "resource_type_associations");
-    if assoc_names.len() != body["resource_type_associations"].as_array().map_or(0, Vec::len) {
+    if assoc_names.len()
+        != body["resource_type_associations"]
+            .as_array()
+            .map_or(0, Vec::len)
+    {
         return Err(ApiError::bad_request(
             "Couldn't create metadata namespace: a resource type association needs a name",
         ));
@@ -279,7 +287,11 @@ pub(super) fn create(ctx: &Ctx, req: &mut ApiRequest, _: &Params) -> ApiResult<A
         _ => return Err(duplicate(&name)),
     };
     let ns = Namespace { id, ..ns };
-    for a in body["resource_type_associations"].as_array().into_iter().flatten() {
+    for a in body["resource_type_associations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         ctx.repo.associate(
             id,
             &Association {

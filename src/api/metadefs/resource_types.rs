@@ -25,11 +25,18 @@ pub(super) fn list(ctx: &Ctx, _: &mut ApiRequest, _: &Params) -> ApiResult<ApiRe
         .iter()
         .map(view::resource_type)
         .collect();
-    Ok(ApiResponse::json(StatusCode::OK, &json!({"resource_types": types})))
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &json!({"resource_types": types}),
+    ))
 }
 
 /// `GET .../namespaces/{ns}/resource_types`.
-pub(super) fn list_associations(ctx: &Ctx, _: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
+pub(super) fn list_associations(
+    ctx: &Ctx,
+    _: &mut ApiRequest,
+    p: &Params,
+) -> ApiResult<ApiResponse> {
     let access = ctx.access();
     let ns = access.find(&ctx.repo, &p["ns"])?;
     access.enforce(Rule::GetMetadefResourceType, Some(&ns))?;
@@ -62,7 +69,10 @@ pub(super) fn associate(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResul
         updated_at: now,
     };
     match ctx.repo.associate(ns.id, &a)? {
-        Write::Done(_) => Ok(ApiResponse::json(StatusCode::CREATED, &view::association(&a))),
+        Write::Done(_) => Ok(ApiResponse::json(
+            StatusCode::CREATED,
+            &view::association(&a),
+        )),
         _ => Err(ApiError::conflict(format!(
             "The metadata definition resource-type association of resource-type={} to \
              namespace={} already exists.",
