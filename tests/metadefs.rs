@@ -377,7 +377,15 @@ fn openstack_image_metadef_commands() {
 
     let o = os.json(
         "admin",
-        &["image", "metadef", "object", "create", "osc-ns", "cpu"],
+        &[
+            "image",
+            "metadef",
+            "object",
+            "create",
+            "--namespace",
+            "osc-ns",
+            "cpu",
+        ],
     );
     assert_eq!(o["name"], "cpu");
     let objs = os.json("admin", &["image", "metadef", "object", "list", "osc-ns"]);

@@ -355,8 +355,7 @@ pub(super) fn update(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<A
 }
 
 /// `DELETE /v2/metadefs/namespaces/{ns}`: 403 while it is protected.
-pub(super) fn delete(ctx: &Ctx, req: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
-    let _ = req;
+pub(super) fn delete(ctx: &Ctx, _: &mut ApiRequest, p: &Params) -> ApiResult<ApiResponse> {
     let access = ctx.access();
     let ns = access.find(&ctx.repo, &p["ns"])?;
     access.enforce(Rule::DeleteMetadefNamespace, Some(&ns))?;
