@@ -23,6 +23,7 @@ pub(crate) mod data;
 pub(crate) mod db;
 pub(crate) mod error;
 pub(crate) mod image;
+pub(crate) mod metadefs;
 pub(crate) mod notify;
 pub mod ports;
 pub mod settings;

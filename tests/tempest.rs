@@ -6,7 +6,8 @@
 //! into a virtualenv cached like the clients' one. For each deployment the
 //! test starts Keystone, registers the identity and image endpoints in its
 //! catalog (Tempest finds Glance only there), starts the service with Keystone
-//! authentication, serves a small qcow2 image on loopback for the web-download
+//! authentication, loads Glance's metadefs catalog into it (`test_support::metadefs`),
+//! serves a small qcow2 image on loopback for the web-download
 //! tests, writes tests/tempest/tempest.conf into a Tempest workspace and runs
 //! `tempest run --regex ... --exclude-regex 'ImageDependency|ImagesFormat'`
 //! (those two need Nova or Cinder). Deployments: the default single `kv` store
@@ -223,6 +224,11 @@ fn run_deployment(venv: &Path, deployment: Deployment) -> RunResult {
     let svc = service.start();
     ks.register_endpoint("identity", &format!("{}/v3", ks.url));
     ks.register_endpoint("image", &svc.base);
+    // Glance's catalog of metadata definitions, loaded as devstack loads it
+    // (`glance-manage db_load_metadefs`): the metadefs tests take a resource
+    // type from it.
+    let admin = ks.admin_token();
+    test_support::metadefs::load(&svc.client(), &[("X-Auth-Token", admin.as_str())]);
     let remote = deployment.edge.then(|| {
         let edge = Service::builder()
             .keystone(&ks)

@@ -12,6 +12,7 @@ pub mod discovery;
 mod harness;
 pub mod images;
 pub mod members;
+pub mod metadefs;
 mod negotiate;
 mod request;
 mod response;

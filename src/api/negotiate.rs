@@ -92,7 +92,7 @@ pub(crate) fn owner(path: &str) -> Owner {
     match s.as_slice() {
         ["v2" | "v1", "images", id, "members", ..] if !id.is_empty() => Owner::Members,
         ["v1", "shared-images", ..] => Owner::Members,
-        ["v2", "images" | "info" | "stores" | "cache" | "tasks", ..] => Owner::Images,
+        ["v2", "images" | "info" | "stores" | "cache" | "tasks" | "metadefs", ..] => Owner::Images,
         ["v1", "images", ..] => Owner::Images,
         _ => Owner::Discovery,
     }
@@ -175,6 +175,7 @@ mod tests {
         assert_eq!(owner("/v2/images/a/members"), Owner::Members);
         assert_eq!(owner("/v2/images/a/members/b"), Owner::Members);
         assert_eq!(owner("/v2/tasks/x"), Owner::Images);
+        assert_eq!(owner("/v2/metadefs/namespaces"), Owner::Images);
         assert_eq!(owner("/v1/images/a/members"), Owner::Members);
         assert_eq!(owner("/v1/shared-images/p"), Owner::Members);
         assert_eq!(owner("/v2/schemas/image"), Owner::Discovery);

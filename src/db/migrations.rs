@@ -296,6 +296,72 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             WHERE j.value IS NOT NULL",
         ],
     ),
+    (
+        7,
+        // The metadata definitions catalog (src/db/metadefs.rs): namespaces
+        // and what they hold (objects, properties, tags, each unique by name
+        // within its namespace; tags case-insensitively), resource types and
+        // their associations with namespaces. An object or property keeps
+        // its definition as a JSON document (Glance's `json_schema`; an
+        // object's also holds its description and required names).
+        &[
+            "CREATE TABLE IF NOT EXISTS metadef_namespaces (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            namespace TEXT NOT NULL UNIQUE,
+            display_name TEXT,
+            description TEXT,
+            visibility TEXT NOT NULL DEFAULT 'private',
+            protected INTEGER NOT NULL DEFAULT 0,
+            owner TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+            "CREATE TABLE IF NOT EXISTS metadef_objects (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            namespace_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            json_schema TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (namespace_id, name)
+        )",
+            "CREATE TABLE IF NOT EXISTS metadef_properties (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            namespace_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            json_schema TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (namespace_id, name)
+        )",
+            "CREATE TABLE IF NOT EXISTS metadef_tags (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            namespace_id INTEGER NOT NULL,
+            name TEXT NOT NULL COLLATE NOCASE,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (namespace_id, name)
+        )",
+            "CREATE TABLE IF NOT EXISTS metadef_resource_types (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            protected INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+            "CREATE TABLE IF NOT EXISTS metadef_namespace_resource_types (
+            resource_type_id INTEGER NOT NULL,
+            namespace_id INTEGER NOT NULL,
+            properties_target TEXT,
+            prefix TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (resource_type_id, namespace_id)
+        )",
+            "CREATE INDEX IF NOT EXISTS metadef_ns_rt_namespace \
+             ON metadef_namespace_resource_types (namespace_id)",
+        ],
+    ),
 ];
 
 /// Runs one migration statement; adding a column that exists (another
@@ -473,5 +539,12 @@ mod tests {
             .unwrap();
         db.execute("SELECT caller, record FROM upstream_views", &[])
             .unwrap();
+        db.execute(
+            "SELECT n.namespace, o.name, p.name, t.name, r.name, a.prefix \
+             FROM metadef_namespaces n, metadef_objects o, metadef_properties p, \
+             metadef_tags t, metadef_resource_types r, metadef_namespace_resource_types a",
+            &[],
+        )
+        .unwrap();
     }
 }

@@ -9,5 +9,6 @@ mod image_list;
 pub mod images;
 pub mod leases;
 pub mod members;
+pub mod metadefs;
 pub mod migrations;
 pub mod tasks;

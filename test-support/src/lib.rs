@@ -29,6 +29,8 @@ pub mod data;
 #[cfg(feature = "service")]
 pub mod keystone;
 #[cfg(feature = "service")]
+pub mod metadefs;
+#[cfg(feature = "service")]
 pub mod netns;
 #[cfg(feature = "service")]
 pub mod process;

@@ -2,7 +2,7 @@
 //! schemas (`/v2/schemas/...`), the health check (`/healthcheck`), plus the
 //! answer for every other path.
 
-mod schemas;
+pub(crate) mod schemas;
 mod versions;
 
 use http::{Method, StatusCode};

@@ -1,6 +1,7 @@
 //! The images service: `/v2/images` and everything below it except members,
 //! `/v2/info/*`, `/v2/stores/*`, `/v2/cache/*`, the legacy `/v2/tasks`, and the v1 API's `/v1/images` (handlers
-//! in [`crate::api::v1`]) except its members.
+//! in [`crate::api::v1`]) except its members; the metadefs catalog
+//! (`/v2/metadefs/...`, [`crate::api::metadefs`]) is served here too.
 
 mod actions;
 mod cache;
@@ -160,6 +161,9 @@ pub fn handle(ports: &Ports, mut req: ApiRequest) -> ApiResponse {
         negotiate::Owner::Images => {}
         negotiate::Owner::Members => return crate::api::members::handle(ports, req),
         negotiate::Owner::Discovery => return crate::api::discovery::handle(ports, req),
+    }
+    if crate::api::metadefs::serves(&req.path) {
+        return crate::api::metadefs::handle(ports, req);
     }
     let writes = !matches!(req.method, http::Method::GET | http::Method::HEAD);
     let mut resp = serve(ports, req, |req| {

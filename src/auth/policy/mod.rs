@@ -108,6 +108,62 @@ rules! {
     GetTasks = "get_tasks" => "rule:default";
     /// See a task (`GET /v2/tasks/{task_id}`), after `tasks_api_access`.
     GetTask = "get_task" => "rule:default";
+    /// What metadefs rules of old defaulted to (anyone).
+    MetadefDefault = "metadef_default" => "";
+    /// Who may change the metadefs catalog.
+    MetadefAdmin = "metadef_admin" => "rule:context_is_admin";
+    /// See one namespace.
+    GetMetadefNamespace = "get_metadef_namespace" => "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))";
+    /// List namespaces.
+    GetMetadefNamespaces = "get_metadef_namespaces" => "rule:context_is_admin or (role:reader and project_id:%(project_id)s)";
+    /// Change a namespace.
+    ModifyMetadefNamespace = "modify_metadef_namespace" => "rule:metadef_admin";
+    /// Create a namespace.
+    AddMetadefNamespace = "add_metadef_namespace" => "rule:metadef_admin";
+    /// Delete a namespace (or all its objects, properties or tags).
+    DeleteMetadefNamespace = "delete_metadef_namespace" => "rule:metadef_admin";
+    /// See one object.
+    GetMetadefObject = "get_metadef_object" => "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))";
+    /// List a namespace's objects.
+    GetMetadefObjects = "get_metadef_objects" => "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))";
+    /// Change an object.
+    ModifyMetadefObject = "modify_metadef_object" => "rule:metadef_admin";
+    /// Create an object.
+    AddMetadefObject = "add_metadef_object" => "rule:metadef_admin";
+    /// Delete an object.
+    DeleteMetadefObject = "delete_metadef_object" => "rule:metadef_admin";
+    /// List resource types.
+    ListMetadefResourceTypes = "list_metadef_resource_types" => "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))";
+    /// List a namespace's resource type associations.
+    GetMetadefResourceType = "get_metadef_resource_type" => "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))";
+    /// Associate a namespace with a resource type.
+    AddMetadefResourceTypeAssociation = "add_metadef_resource_type_association" => "rule:metadef_admin";
+    /// Remove a resource type association.
+    RemoveMetadefResourceTypeAssociation = "remove_metadef_resource_type_association" => "rule:metadef_admin";
+    /// See one property.
+    GetMetadefProperty = "get_metadef_property" => "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))";
+    /// List a namespace's properties.
+    GetMetadefProperties = "get_metadef_properties" => "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))";
+    /// Change a property.
+    ModifyMetadefProperty = "modify_metadef_property" => "rule:metadef_admin";
+    /// Create a property.
+    AddMetadefProperty = "add_metadef_property" => "rule:metadef_admin";
+    /// Delete a property.
+    RemoveMetadefProperty = "remove_metadef_property" => "rule:metadef_admin";
+    /// See one tag.
+    GetMetadefTag = "get_metadef_tag" => "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))";
+    /// List a namespace's tags.
+    GetMetadefTags = "get_metadef_tags" => "rule:context_is_admin or (role:reader and (project_id:%(project_id)s or 'public':%(visibility)s))";
+    /// Rename a tag.
+    ModifyMetadefTag = "modify_metadef_tag" => "rule:metadef_admin";
+    /// Create a tag.
+    AddMetadefTag = "add_metadef_tag" => "rule:metadef_admin";
+    /// Create several tags at once.
+    AddMetadefTags = "add_metadef_tags" => "rule:metadef_admin";
+    /// Delete a tag.
+    DeleteMetadefTag = "delete_metadef_tag" => "rule:metadef_admin";
+    /// Delete all of a namespace's tags.
+    DeleteMetadefTags = "delete_metadef_tags" => "rule:metadef_admin";
 }
 
 impl Rule {
