@@ -34,8 +34,17 @@ pub(super) enum Arm {
     /// This owner's images of this visibility (`images_o_*`).
     Owned(&'static str, String),
     /// Shared images another project owns and made `project` a member of
-    /// (memberships in `status`, or any), through the members index.
+    /// (memberships in `status`, or any), through the members index and
+    /// sorted: when the project has few memberships.
     SharedWith {
+        /// The member.
+        project: String,
+        /// Only memberships in this state.
+        status: Option<MemberStatus>,
+    },
+    /// The same images, walked in sort order through the shared partition
+    /// with a membership check on the way: when the project has many.
+    SharedWalk {
         /// The member.
         project: String,
         /// Only memberships in this state.
@@ -67,7 +76,7 @@ pub(super) fn choose<'q>(
     }
     let (selects, params, counted, mut counts) = probes(q, cap);
     if (selects.is_empty() && counts.is_empty()) || cap <= 0 {
-        return Ok(Driver::Walk(arms(q, caller)));
+        return walk(db, q, caller, cap);
     }
     if !selects.is_empty() {
         let rows = db.execute(&probe_sql(&selects), &params)?;
@@ -76,10 +85,53 @@ pub(super) fn choose<'q>(
             counts.push((f, v.as_i64().unwrap_or(i64::MAX)));
         }
     }
-    Ok(match counts.into_iter().min_by_key(|(_, n)| *n) {
-        Some((f, n)) if n < cap => Driver::Filter(f),
-        _ => Driver::Walk(arms(q, caller)),
-    })
+    match counts.into_iter().min_by_key(|(_, n)| *n) {
+        Some((f, n)) if n < cap => Ok(Driver::Filter(f)),
+        _ => walk(db, q, caller, cap),
+    }
+}
+
+/// The walk of the caller's partitions; its memberships are sorted whole
+/// when fewer than a quarter of `cap` (one counting query), else walked.
+fn walk<'q>(
+    db: &dyn Database,
+    q: &'q ListQuery,
+    caller: &Caller,
+    cap: i64,
+) -> Result<Driver<'q>, StoreError> {
+    let mut arms = arms(q, caller);
+    for arm in &mut arms {
+        let Arm::SharedWith { project, status } = arm else {
+            continue;
+        };
+        let few = cap / 4;
+        let mut params: Vec<SqlValue> = vec![project.as_str().into()];
+        let mut sql =
+            "SELECT count(*) FROM (SELECT 1 FROM image_members WHERE member = ?".to_string();
+        if let Some(s) = status {
+            sql.push_str(" AND status = ?");
+            params.push(s.as_str().into());
+        }
+        sql.push_str(" LIMIT ?)");
+        params.push(few.max(0).into());
+        let n = if few > 0 {
+            let rows = db.execute(&sql, &params)?;
+            rows.rows
+                .first()
+                .and_then(|r| r.first())
+                .and_then(SqlValue::as_i64)
+                .unwrap_or(i64::MAX)
+        } else {
+            0
+        };
+        if few <= 0 || n >= few {
+            *arm = Arm::SharedWalk {
+                project: std::mem::take(project),
+                status: *status,
+            };
+        }
+    }
+    Ok(Driver::Walk(arms))
 }
 
 /// Counting subqueries, their parameters, the filters they count, and the
@@ -279,7 +331,7 @@ fn narrow_to_owner(arms: Vec<Arm>, q: &ListQuery) -> Vec<Arm> {
         .filter_map(|a| match a {
             Arm::Visibility(v) => Some(Arm::Owned(v, owner.clone())),
             Arm::Owned(v, p) => (p == *owner).then_some(Arm::Owned(v, p)),
-            with @ Arm::SharedWith { .. } => Some(with),
+            with @ (Arm::SharedWith { .. } | Arm::SharedWalk { .. }) => Some(with),
         })
         .collect()
 }

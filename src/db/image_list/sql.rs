@@ -178,6 +178,28 @@ fn arm_select(
             b.push("images.owner IS NOT ?", [project.clone().into()]);
             "image_members m CROSS JOIN images INDEXED BY sqlite_autoindex_images_1".to_string()
         }
+        Arm::SharedWalk { project, status } => {
+            b.push(LIVE, []);
+            b.push("images.visibility = 'shared'", []);
+            b.push("images.owner IS NOT ?", [project.clone().into()]);
+            let mut params = vec![project.clone().into()];
+            if let Some(s) = status {
+                params.push(s.as_str().into());
+            }
+            let status_cond = if status.is_some() {
+                " AND m.status = ?"
+            } else {
+                ""
+            };
+            b.push(
+                format!(
+                    "EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = images.id \
+                     AND m.member = ?{status_cond})"
+                ),
+                params,
+            );
+            format!("images INDEXED BY images_v_{first}")
+        }
     };
     common(&mut b, q, marker);
     params.extend(b.params);
