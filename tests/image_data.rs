@@ -55,11 +55,12 @@ fn one_gib_round_trip_with_flat_memory() {
     // Flat: a small fraction of the 1 GiB. The allowance covers an
     // eight-chunk key-value batch (8 MB in the guest, its copy in the host),
     // linear memory that never shrinks, and Spin's allocator under a loaded
-    // machine (37-88 MiB seen on Spin, where glibc's arenas keep freed
-    // buffers: 31-34 MiB with MALLOC_ARENA_MAX=2; less on glance-host).
-    // An upload that buffered would grow by the whole 1 GiB.
+    // machine (37-157 MiB seen on Spin, the most with other services being
+    // benchmarked beside it, where glibc's arenas keep freed buffers: 31-34
+    // MiB with MALLOC_ARENA_MAX=2; less on glance-host). An upload that
+    // buffered would grow by the whole 1 GiB: a third of it tells them apart.
     assert!(
-        growth < 128 << 20,
+        growth < 352 << 20,
         "host memory grew by {} MiB",
         growth >> 20
     );
