@@ -43,12 +43,15 @@ pub(super) enum Arm {
         status: Option<MemberStatus>,
     },
     /// The same images, walked in sort order through the shared partition
-    /// with a membership check on the way: when the project has many.
+    /// (that owner's, with an `owner=` filter) with a membership check on
+    /// the way: when the project has many.
     SharedWalk {
         /// The member.
         project: String,
         /// Only memberships in this state.
         status: Option<MemberStatus>,
+        /// Only this owner's images.
+        owner: Option<String>,
     },
 }
 
@@ -128,6 +131,7 @@ fn walk<'q>(
             *arm = Arm::SharedWalk {
                 project: std::mem::take(project),
                 status: *status,
+                owner: owner_filter(q).cloned(),
             };
         }
     }
@@ -321,17 +325,32 @@ pub(super) fn arms(q: &ListQuery, caller: &Caller) -> Vec<Arm> {
 /// An `owner=` filter walks that owner's partitions: a partition of any owner
 /// becomes that owner's, another owner's is dropped.
 fn narrow_to_owner(arms: Vec<Arm>, q: &ListQuery) -> Vec<Arm> {
-    let Some(owner) = q.filters.iter().find_map(|f| match f {
-        Filter::Equals("owner", o) => Some(o),
-        _ => None,
-    }) else {
+    let Some(owner) = owner_filter(q) else {
         return arms;
     };
     arms.into_iter()
         .filter_map(|a| match a {
             Arm::Visibility(v) => Some(Arm::Owned(v, owner.clone())),
             Arm::Owned(v, p) => (p == *owner).then_some(Arm::Owned(v, p)),
-            with @ (Arm::SharedWith { .. } | Arm::SharedWalk { .. }) => Some(with),
+            // The caller's own images are never shared with it.
+            Arm::SharedWith { project, .. } if project == *owner => None,
+            with @ Arm::SharedWith { .. } => Some(with),
+            Arm::SharedWalk { project, .. } if project == *owner => None,
+            Arm::SharedWalk {
+                project, status, ..
+            } => Some(Arm::SharedWalk {
+                project,
+                status,
+                owner: Some(owner.clone()),
+            }),
         })
         .collect()
+}
+
+/// The value of the first `owner=` filter.
+fn owner_filter(q: &ListQuery) -> Option<&String> {
+    q.filters.iter().find_map(|f| match f {
+        Filter::Equals("owner", o) => Some(o),
+        _ => None,
+    })
 }

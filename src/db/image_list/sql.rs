@@ -178,8 +178,15 @@ fn arm_select(
             b.push("images.owner IS NOT ?", [project.clone().into()]);
             "image_members m CROSS JOIN images INDEXED BY sqlite_autoindex_images_1".to_string()
         }
-        Arm::SharedWalk { project, status } => {
+        Arm::SharedWalk {
+            project,
+            status,
+            owner,
+        } => {
             b.push(LIVE, []);
+            if let Some(o) = owner {
+                b.push("images.owner = ?", [o.clone().into()]);
+            }
             b.push("images.visibility = 'shared'", []);
             b.push("images.owner IS NOT ?", [project.clone().into()]);
             let mut params = vec![project.clone().into()];
@@ -198,7 +205,8 @@ fn arm_select(
                 ),
                 params,
             );
-            format!("images INDEXED BY images_v_{first}")
+            let family = if owner.is_some() { "o" } else { "v" };
+            format!("images INDEXED BY images_{family}_{first}")
         }
     };
     common(&mut b, q, marker);
