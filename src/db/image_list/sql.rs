@@ -67,28 +67,16 @@ pub(super) fn page_statement(
                 (_, Some(index)) => format!("images INDEXED BY {index} WHERE "),
                 (_, None) => "images WHERE ".to_string(),
             };
-            let mut b = SqlBuilder::default();
-            b.push(LIVE, []);
-            common(&mut b, q, marker);
-            visibility_clause(&mut b, q, caller);
-            params.extend(b.params);
-            format!(
-                "SELECT {} FROM {from}{}",
-                select_list(q),
-                b.conditions.join(" AND ")
-            )
+            one_select(&from, true, q, caller, marker, &mut params)
         }
-        Driver::Changes => {
-            let mut b = SqlBuilder::default();
-            common(&mut b, q, marker);
-            visibility_clause(&mut b, q, caller);
-            params.extend(b.params);
-            format!(
-                "SELECT {} FROM images INDEXED BY images_changes WHERE {}",
-                select_list(q),
-                b.conditions.join(" AND ")
-            )
-        }
+        Driver::Changes => one_select(
+            "images INDEXED BY images_changes WHERE ",
+            false,
+            q,
+            caller,
+            marker,
+            &mut params,
+        ),
     };
     let order: Vec<String> = q
         .sort
@@ -99,6 +87,31 @@ pub(super) fn page_statement(
     sql.push_str(&format!(" ORDER BY {} LIMIT ?", order.join(", ")));
     params.push((i64::from(q.limit) + 1).into());
     (sql, params)
+}
+
+/// The one statement of a driver that is not a walk: `from` (ending in
+/// `WHERE ` or `AND `), live rows only when `live`, then what every driver
+/// checks and Glance's visibility rules as one condition.
+fn one_select(
+    from: &str,
+    live: bool,
+    q: &ListQuery,
+    caller: &Caller,
+    marker: Option<&Image>,
+    params: &mut Vec<SqlValue>,
+) -> String {
+    let mut b = SqlBuilder::default();
+    if live {
+        b.push(LIVE, []);
+    }
+    common(&mut b, q, marker);
+    visibility_clause(&mut b, q, caller);
+    params.extend(b.params);
+    format!(
+        "SELECT {} FROM {from}{}",
+        select_list(q),
+        b.conditions.join(" AND ")
+    )
 }
 
 /// id, record bytes (for the page's memory bound), then the sort values.
