@@ -362,6 +362,107 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
              ON metadef_namespace_resource_types (namespace_id)",
         ],
     ),
+    (
+        8,
+        // Filters that keep many rows, walked in sort order (`Lead` in
+        // src/db/image_list/plan.rs): the index of an equality filter on a
+        // core column continues with the visibility partition and the
+        // default order, and tags and custom properties carry the listing
+        // columns of their image (kept by triggers) with an index in the
+        // default order and one by name. A page of `status=queued` or
+        // `os_distro=ubuntu&sort_key=name` then reads about as many entries
+        // as it shows, however the filter and the order correlate. The
+        // owner trails each so that an owner's partition is checked in
+        // the index. The name indexes carry every other sort value: a
+        // second sort key orders the ties of a name (images without one
+        // are a large tie) within the index. A member's index holds the
+        // image ids it finds.
+        &[
+            "DROP INDEX IF EXISTS image_members_member",
+            "CREATE INDEX IF NOT EXISTS image_members_member ON image_members (member, status, image_id)",
+            "DROP INDEX IF EXISTS images_v_name",
+            "CREATE INDEX IF NOT EXISTS images_v_name ON images (os_hidden, visibility, sort_name, created_at, id, \
+             status, sort_container_format, sort_disk_format, sort_size, updated_at) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "DROP INDEX IF EXISTS images_o_name",
+            "CREATE INDEX IF NOT EXISTS images_o_name ON images (owner, visibility, os_hidden, sort_name, created_at, id, \
+             status, sort_container_format, sort_disk_format, sort_size, updated_at) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "DROP INDEX IF EXISTS images_f_name",
+            "CREATE INDEX IF NOT EXISTS images_f_name ON images (name, os_hidden, visibility, created_at, id, owner) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "DROP INDEX IF EXISTS images_f_status",
+            "CREATE INDEX IF NOT EXISTS images_f_status ON images (status, os_hidden, visibility, created_at, id, owner) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "DROP INDEX IF EXISTS images_f_container_format",
+            "CREATE INDEX IF NOT EXISTS images_f_container_format ON images (container_format, os_hidden, visibility, created_at, id, owner) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "DROP INDEX IF EXISTS images_f_disk_format",
+            "CREATE INDEX IF NOT EXISTS images_f_disk_format ON images (disk_format, os_hidden, visibility, created_at, id, owner) \
+             WHERE deleted = 0 AND status != 'killed'",
+            "ALTER TABLE image_tags ADD COLUMN os_hidden INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE image_tags ADD COLUMN visibility TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE image_tags ADD COLUMN owner TEXT",
+            "ALTER TABLE image_tags ADD COLUMN created_at TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE image_tags ADD COLUMN sort_name TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE image_tags ADD COLUMN live INTEGER NOT NULL DEFAULT 0",
+            "UPDATE image_tags SET os_hidden = i.os_hidden, visibility = i.visibility, owner = i.owner, \
+             created_at = i.created_at, sort_name = COALESCE(i.name, ''), \
+             live = (i.deleted = 0 AND i.status != 'killed') FROM images i WHERE i.id = image_tags.image_id",
+            "ALTER TABLE image_properties ADD COLUMN os_hidden INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE image_properties ADD COLUMN visibility TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE image_properties ADD COLUMN owner TEXT",
+            "ALTER TABLE image_properties ADD COLUMN created_at TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE image_properties ADD COLUMN sort_name TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE image_properties ADD COLUMN live INTEGER NOT NULL DEFAULT 0",
+            "UPDATE image_properties SET os_hidden = i.os_hidden, visibility = i.visibility, owner = i.owner, \
+             created_at = i.created_at, sort_name = COALESCE(i.name, ''), \
+             live = (i.deleted = 0 AND i.status != 'killed') FROM images i WHERE i.id = image_properties.image_id",
+            "CREATE INDEX IF NOT EXISTS image_tags_l_created_at ON image_tags (tag, os_hidden, visibility, created_at, image_id, owner) \
+             WHERE live = 1",
+            "CREATE INDEX IF NOT EXISTS image_tags_l_name ON image_tags (tag, os_hidden, visibility, sort_name, created_at, image_id, owner) \
+             WHERE live = 1",
+            "CREATE INDEX IF NOT EXISTS image_properties_l_created_at ON image_properties (key, value, os_hidden, visibility, created_at, image_id, owner) \
+             WHERE live = 1",
+            "CREATE INDEX IF NOT EXISTS image_properties_l_name ON image_properties (key, value, os_hidden, visibility, sort_name, created_at, image_id, owner) \
+             WHERE live = 1",
+            "DROP TRIGGER IF EXISTS images_side_insert",
+            "DROP TRIGGER IF EXISTS images_side_tags",
+            "DROP TRIGGER IF EXISTS images_side_properties",
+            "CREATE TRIGGER IF NOT EXISTS images_side_insert AFTER INSERT ON images
+            FOR EACH ROW
+            BEGIN
+              INSERT OR IGNORE INTO image_tags (tag, image_id, os_hidden, visibility, owner, created_at, sort_name, live)
+                SELECT value, NEW.id, NEW.os_hidden, NEW.visibility, NEW.owner, NEW.created_at, COALESCE(NEW.name, ''), NEW.deleted = 0 AND NEW.status != 'killed' FROM json_each(NEW.tags) WHERE value IS NOT NULL;
+              INSERT OR IGNORE INTO image_properties (key, value, image_id, os_hidden, visibility, owner, created_at, sort_name, live)
+                SELECT key, value, NEW.id, NEW.os_hidden, NEW.visibility, NEW.owner, NEW.created_at, COALESCE(NEW.name, ''), NEW.deleted = 0 AND NEW.status != 'killed' FROM json_each(NEW.properties) WHERE value IS NOT NULL;
+            END",
+            "CREATE TRIGGER IF NOT EXISTS images_side_tags AFTER UPDATE OF tags ON images
+            FOR EACH ROW WHEN OLD.tags IS NOT NEW.tags
+            BEGIN
+              DELETE FROM image_tags WHERE image_id = OLD.id;
+              INSERT OR IGNORE INTO image_tags (tag, image_id, os_hidden, visibility, owner, created_at, sort_name, live)
+                SELECT value, NEW.id, NEW.os_hidden, NEW.visibility, NEW.owner, NEW.created_at, COALESCE(NEW.name, ''), NEW.deleted = 0 AND NEW.status != 'killed' FROM json_each(NEW.tags) WHERE value IS NOT NULL;
+            END",
+            "CREATE TRIGGER IF NOT EXISTS images_side_properties AFTER UPDATE OF properties ON images
+            FOR EACH ROW WHEN OLD.properties IS NOT NEW.properties
+            BEGIN
+              DELETE FROM image_properties WHERE image_id = OLD.id;
+              INSERT OR IGNORE INTO image_properties (key, value, image_id, os_hidden, visibility, owner, created_at, sort_name, live)
+                SELECT key, value, NEW.id, NEW.os_hidden, NEW.visibility, NEW.owner, NEW.created_at, COALESCE(NEW.name, ''), NEW.deleted = 0 AND NEW.status != 'killed' FROM json_each(NEW.properties) WHERE value IS NOT NULL;
+            END",
+            "CREATE TRIGGER IF NOT EXISTS images_side_list
+            AFTER UPDATE OF os_hidden, visibility, owner, created_at, name, deleted, status ON images
+            FOR EACH ROW WHEN OLD.os_hidden IS NOT NEW.os_hidden OR OLD.visibility IS NOT NEW.visibility
+              OR OLD.owner IS NOT NEW.owner OR OLD.created_at IS NOT NEW.created_at
+              OR OLD.name IS NOT NEW.name
+              OR (OLD.deleted = 0 AND OLD.status != 'killed') IS NOT (NEW.deleted = 0 AND NEW.status != 'killed')
+            BEGIN
+              UPDATE image_tags SET os_hidden = NEW.os_hidden, visibility = NEW.visibility, owner = NEW.owner, created_at = NEW.created_at, sort_name = COALESCE(NEW.name, ''), live = (NEW.deleted = 0 AND NEW.status != 'killed') WHERE image_id = NEW.id;
+              UPDATE image_properties SET os_hidden = NEW.os_hidden, visibility = NEW.visibility, owner = NEW.owner, created_at = NEW.created_at, sort_name = COALESCE(NEW.name, ''), live = (NEW.deleted = 0 AND NEW.status != 'killed') WHERE image_id = NEW.id;
+            END",
+        ],
+    ),
 ];
 
 /// Runs one migration statement; adding a column that exists (another
@@ -486,6 +587,26 @@ mod tests {
         assert_eq!(
             row,
             [Some("a,b"), Some("debian"), Some(""), Some("0")].map(|v| v.map(String::from))
+        );
+        // Side rows written before migration 8 carry their image's listing
+        // columns, as the rows written since do.
+        let listing = "SELECT group_concat(visibility || '/' || live || '/' || created_at) \
+                       FROM (SELECT visibility, live, created_at FROM image_tags \
+                       UNION ALL SELECT visibility, live, created_at FROM image_properties)";
+        let rows = db.execute(listing, &[]).unwrap();
+        assert_eq!(
+            rows.rows[0][0].as_str(),
+            Some("public/1/t,public/1/t,public/1/t")
+        );
+        db.execute(
+            "UPDATE images SET visibility = 'private', deleted = 1 WHERE id = 'old'",
+            &[],
+        )
+        .unwrap();
+        let rows = db.execute(listing, &[]).unwrap();
+        assert_eq!(
+            rows.rows[0][0].as_str(),
+            Some("private/0/t,private/0/t,private/0/t")
         );
         // The triggers keep them as the row changes.
         db.execute(

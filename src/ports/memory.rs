@@ -56,7 +56,10 @@ impl MemoryDb {
 impl Database for MemoryDb {
     fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StoreError> {
         use rusqlite::types::{Value, ValueRef};
-        let mut stmt = self.0.prepare(sql).map_err(|e| StoreError(e.to_string()))?;
+        let mut stmt = self
+            .0
+            .prepare_cached(sql)
+            .map_err(|e| StoreError(e.to_string()))?;
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
         let bound: Vec<Value> = params
             .iter()

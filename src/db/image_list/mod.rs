@@ -22,18 +22,20 @@ impl ImageRepo<'_> {
         caller: &Caller,
         marker: Option<&Image>,
     ) -> Result<(Vec<Image>, bool), StoreError> {
-        self.list_with_cap(q, caller, marker, plan::PROBE_CAP)
+        self.list_with_cap(q, caller, marker, plan::PROBE_CAP, true)
     }
 
-    /// [`Self::list`] with the probe's cap given (tests force either driver).
+    /// [`Self::list`] with the probe's cap and leads given (tests force each
+    /// driver).
     fn list_with_cap(
         &self,
         q: &ListQuery,
         caller: &Caller,
         marker: Option<&Image>,
         cap: i64,
+        leads: bool,
     ) -> Result<(Vec<Image>, bool), StoreError> {
-        let driver = plan::choose(self.db, q, caller, cap)?;
+        let driver = plan::choose(self.db, q, caller, cap, leads)?;
         let (page_sql, page_params) = sql::page_statement(&driver, q, caller, marker);
         // First the ids and sizes of the page, then the rows that fit in
         // PAGE_BYTES: a page of huge records stays bounded in memory (and

@@ -10,6 +10,10 @@
 //!   its index and then sorted — when that filter keeps fewer than the probe's
 //!   cap (one counting query, `LIMIT cap`, over all indexed filters at once).
 //!
+//! A walk with an equality filter that keeps many rows starts each arm from
+//! that filter's index ([`Lead`]), which continues in the partition's sort
+//! order: the arm then reads what it shows, not the rows the filter drops.
+//!
 //! Either way the work is bounded by the cap or the page, not the catalogue.
 
 use crate::auth::caller::Caller;
@@ -55,31 +59,58 @@ pub(super) enum Arm {
     },
 }
 
+/// Rows a filter may select and still be sorted whole rather than led
+/// from (a few row reads cost less than one seek per arm).
+const FEW: i64 = 64;
+
+/// An equality filter whose index continues with the visibility partition
+/// and the sort order (migration 8): a walked arm starts from its value.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Lead<'q> {
+    /// `images.<col>` equal to one of these values (one sub-arm each),
+    /// through `images_f_<col>`; the default order only.
+    Column(&'static str, Vec<&'q str>),
+    /// A tag, through `image_tags_l_*` (default order or by name).
+    Tag(&'q str),
+    /// A custom property, through `image_properties_l_*` (same orders).
+    Property(&'q str, &'q str),
+}
+
+/// Columns whose `images_f_*` index a walk can lead from.
+const LEAD_COLUMNS: [&str; 4] = ["name", "status", "container_format", "disk_format"];
+
+/// Most values of an `in:` filter a lead walks (one sub-arm per value).
+const LEAD_VALUES: usize = 8;
+
 /// How the rows of a page are found.
 #[derive(Debug)]
 pub(super) enum Driver<'q> {
-    /// Walk the caller's partitions in sort order, merged.
-    Walk(Vec<Arm>),
+    /// Walk the caller's partitions in sort order, merged, each from the
+    /// lead's value when there is one.
+    Walk(Vec<Arm>, Option<Lead<'q>>),
     /// Start from the few rows this filter selects, then sort them.
     Filter(&'q Filter),
     /// The v1 API's `changes-since`: deleted rows too, from `images_changes`.
     Changes,
 }
 
-/// Picks the driver for `q`; `cap` is [`PROBE_CAP`] except in tests (0 always
-/// walks, `i64::MAX` always starts from a filter when one has an index).
+/// Picks the driver for `q`; `cap` is [`PROBE_CAP`] and `leads` true except
+/// in tests (cap 0 always walks, `i64::MAX` always starts from a filter when
+/// one has an index; without `leads` a walk reads whole partitions).
 pub(super) fn choose<'q>(
     db: &dyn Database,
     q: &'q ListQuery,
     caller: &Caller,
     cap: i64,
+    leads: bool,
 ) -> Result<Driver<'q>, StoreError> {
     if q.include_deleted {
         return Ok(Driver::Changes);
     }
     let (selects, params, counted, mut counts) = probes(q, cap);
     if (selects.is_empty() && counts.is_empty()) || cap <= 0 {
-        return walk(db, q, caller, cap);
+        let lead = if leads { lead(q, &counts) } else { None };
+        return walk(db, q, caller, cap, lead);
     }
     if !selects.is_empty() {
         let rows = db.execute(&probe_sql(&selects), &params)?;
@@ -88,10 +119,51 @@ pub(super) fn choose<'q>(
             counts.push((f, v.as_i64().unwrap_or(i64::MAX)));
         }
     }
-    match counts.into_iter().min_by_key(|(_, n)| *n) {
-        Some((f, n)) if n < cap => Ok(Driver::Filter(f)),
-        _ => walk(db, q, caller, cap),
+    let fewest = counts.iter().copied().min_by_key(|(_, n)| *n);
+    let lead = if leads { lead(q, &counts) } else { None };
+    match (fewest, lead) {
+        (Some((f, n)), _) if n < FEW.min(cap) => Ok(Driver::Filter(f)),
+        (_, Some(lead)) => walk(db, q, caller, cap, Some(lead)),
+        (Some((f, n)), None) if n < cap => Ok(Driver::Filter(f)),
+        _ => walk(db, q, caller, cap, None),
     }
+}
+
+/// The lead of a walk of `q`: the equality filter with the fewest rows
+/// (`counts`, where probed) whose index serves `q`'s order.
+fn lead<'q>(q: &'q ListQuery, counts: &[(&'q Filter, i64)]) -> Option<Lead<'q>> {
+    let keys: Vec<&str> = q.sort.iter().map(|(k, _)| *k).collect();
+    if q.sort.iter().any(|(_, d)| *d != q.sort[0].1) {
+        return None;
+    }
+    let default_order = keys == ["created_at", "id"];
+    let by_name = keys == ["name", "created_at", "id"];
+    let count = |f: &Filter| {
+        counts
+            .iter()
+            .find(|(c, _)| std::ptr::eq(*c, f))
+            .map_or(i64::MAX, |(_, n)| *n)
+    };
+    q.filters
+        .iter()
+        .filter_map(|f| {
+            let lead = match f {
+                Filter::Equals(col, v) if default_order && LEAD_COLUMNS.contains(col) => {
+                    Lead::Column(col, vec![v.as_str()])
+                }
+                Filter::In(col, vs)
+                    if default_order && LEAD_COLUMNS.contains(col) && vs.len() <= LEAD_VALUES =>
+                {
+                    Lead::Column(col, vs.iter().map(String::as_str).collect())
+                }
+                Filter::Tag(t) if default_order || by_name => Lead::Tag(t),
+                Filter::Property(k, v) if default_order || by_name => Lead::Property(k, v),
+                _ => return None,
+            };
+            Some((count(f), lead))
+        })
+        .min_by_key(|(n, _)| *n)
+        .map(|(_, lead)| lead)
 }
 
 /// The walk of the caller's partitions; its memberships are sorted whole
@@ -101,13 +173,14 @@ fn walk<'q>(
     q: &'q ListQuery,
     caller: &Caller,
     cap: i64,
+    lead: Option<Lead<'q>>,
 ) -> Result<Driver<'q>, StoreError> {
     let mut arms = arms(q, caller);
+    let few = cap / 4;
     for arm in &mut arms {
         let Arm::SharedWith { project, status } = arm else {
             continue;
         };
-        let few = cap / 4;
         let mut params: Vec<SqlValue> = vec![project.as_str().into()];
         let mut sql =
             "SELECT count(*) FROM (SELECT 1 FROM image_members WHERE member = ?".to_string();
@@ -135,7 +208,7 @@ fn walk<'q>(
             };
         }
     }
-    Ok(Driver::Walk(arms))
+    Ok(Driver::Walk(arms, lead))
 }
 
 /// Counting subqueries, their parameters, the filters they count, and the

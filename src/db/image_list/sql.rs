@@ -8,7 +8,7 @@ use crate::image::list_query::{
 use crate::image::Image;
 use crate::ports::SqlValue;
 
-use super::plan::{driver_index, Arm, Driver, LIVE};
+use super::plan::{driver_index, Arm, Driver, Lead, LIVE};
 
 /// Conditions and their parameters, joined with AND.
 #[derive(Default)]
@@ -28,8 +28,8 @@ impl SqlBuilder {
     }
 }
 
-/// The statement of one page: rows of (id, record bytes, sort values...),
-/// in sort order, `limit + 1` of them.
+/// The statement of one page: rows of (id, record bytes), in sort order,
+/// `limit + 1` of them.
 pub(super) fn page_statement(
     driver: &Driver,
     q: &ListQuery,
@@ -37,11 +37,11 @@ pub(super) fn page_statement(
     marker: Option<&Image>,
 ) -> (String, Vec<SqlValue>) {
     let mut params = Vec::new();
-    let mut sql = match driver {
-        Driver::Walk(arms) => {
+    let sql = match driver {
+        Driver::Walk(arms, lead) => {
             let selects: Vec<String> = arms
                 .iter()
-                .map(|arm| arm_select(arm, q, marker, &mut params))
+                .flat_map(|arm| arm_selects(arm, lead.as_ref(), q, marker, &mut params))
                 .collect();
             // No partition visible: a statement that selects nothing.
             if selects.is_empty() {
@@ -82,10 +82,24 @@ pub(super) fn page_statement(
         .sort
         .iter()
         .enumerate()
-        .map(|(i, (_, d))| format!("{} {}", i + 3, dir_sql(*d)))
+        .map(|(i, (_, d))| format!("{} {}", i + 2, dir_sql(*d)))
         .collect();
-    sql.push_str(&format!(" ORDER BY {} LIMIT ?", order.join(", ")));
+    let outer: Vec<String> = q
+        .sort
+        .iter()
+        .enumerate()
+        .map(|(i, (_, d))| format!("w.s{i} {}", dir_sql(*d)))
+        .collect();
     params.push((i64::from(q.limit) + 1).into());
+    // The walk reads narrow rows; the record bytes are counted for the
+    // page's rows only (counting them reads every byte of a row's JSON).
+    let sql = format!(
+        "SELECT w.k, length(images.properties) + length(images.tags) + length(images.locations) \
+         + IFNULL(length(images.name), 0) FROM ({sql} ORDER BY {} LIMIT ?) w \
+         CROSS JOIN images INDEXED BY sqlite_autoindex_images_1 ON images.id = w.k ORDER BY {}",
+        order.join(", "),
+        outer.join(", ")
+    );
     (sql, params)
 }
 
@@ -109,25 +123,31 @@ fn one_select(
     params.extend(b.params);
     format!(
         "SELECT {} FROM {from}{}",
-        select_list(q),
+        select_list(q, None),
         b.conditions.join(" AND ")
     )
 }
 
-/// id, record bytes (for the page's memory bound), then the sort values.
-fn select_list(q: &ListQuery) -> String {
-    let mut cols = vec![
-        "images.id".to_string(),
-        "length(images.properties) + length(images.tags) + length(images.locations) \
-         + IFNULL(length(images.name), 0)"
-            .to_string(),
-    ];
-    cols.extend(q.sort.iter().map(|(k, _)| sort_expr(k)));
+/// The id (`k`), then the sort values (`s0`, `s1`, ...; from the lead's
+/// side row `l` when `side`, as its index orders them).
+fn select_list(q: &ListQuery, side: Option<&str>) -> String {
+    let mut cols = vec!["images.id AS k".to_string()];
+    cols.extend(
+        q.sort
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| format!("{} AS s{i}", sort_expr(k, side))),
+    );
     cols.join(", ")
 }
 
-/// `os_hidden`, the filters and the marker: what every arm and driver checks.
+/// `os_hidden`, the filters and the marker: what every arm and driver checks
+/// (the marker on the side row `l`'s columns when `side`).
 fn common(b: &mut SqlBuilder, q: &ListQuery, marker: Option<&Image>) {
+    common_on(b, q, marker, None)
+}
+
+fn common_on(b: &mut SqlBuilder, q: &ListQuery, marker: Option<&Image>, side: Option<&str>) {
     b.push("images.os_hidden = ?", [q.os_hidden.into()]);
     for f in &q.filters {
         match f {
@@ -142,7 +162,7 @@ fn common(b: &mut SqlBuilder, q: &ListQuery, marker: Option<&Image>) {
         }
     }
     if let Some(m) = marker {
-        marker_clause(b, q, m);
+        marker_clause(b, q, m, side);
     }
 }
 
@@ -159,52 +179,39 @@ fn marker_side(q: &ListQuery, col: &str, op: CmpOp) -> bool {
 }
 
 /// One partition's rows in sort order, walked through the index on the
-/// first sort key (the members arm sorts its few rows).
-fn arm_select(
+/// first sort key (the members arm sorts its few rows), or through the
+/// lead's index from its value: one select, or one per value of the lead.
+fn arm_selects(
     arm: &Arm,
+    lead: Option<&Lead>,
     q: &ListQuery,
     marker: Option<&Image>,
     params: &mut Vec<SqlValue>,
-) -> String {
+) -> Vec<String> {
     let first = q.sort.first().map_or("created_at", |(k, _)| *k);
-    let mut b = SqlBuilder::default();
-    let from = match arm {
-        Arm::Visibility(v) => {
-            b.push(LIVE, []);
-            b.push(format!("images.visibility = '{v}'"), []);
-            format!("images INDEXED BY images_v_{first}")
-        }
-        Arm::Owned(v, owner) => {
-            b.push(LIVE, []);
-            b.push("images.owner = ?", [owner.clone().into()]);
-            b.push(format!("images.visibility = '{v}'"), []);
-            format!("images INDEXED BY images_o_{first}")
-        }
-        Arm::SharedWith { project, status } => {
-            b.push("m.member = ?", [project.clone().into()]);
-            if let Some(s) = status {
-                b.push("m.status = ?", [s.as_str().into()]);
-            }
-            b.push("images.id = m.image_id", []);
-            b.push(LIVE, []);
-            b.push("images.visibility = 'shared'", []);
-            b.push("images.owner IS NOT ?", [project.clone().into()]);
-            "image_members m CROSS JOIN images INDEXED BY sqlite_autoindex_images_1".to_string()
+    // The partition: its visibility, owner and membership conditions.
+    let (visibility, owner, member) = match arm {
+        Arm::Visibility(v) => (*v, None, None),
+        Arm::Owned(v, owner) => (*v, Some(owner), None),
+        Arm::SharedWith { .. } => {
+            return vec![members_select(arm, q, marker, params)];
         }
         Arm::SharedWalk {
             project,
             status,
             owner,
-        } => {
-            b.push(LIVE, []);
-            if let Some(o) = owner {
-                b.push("images.owner = ?", [o.clone().into()]);
-            }
-            b.push("images.visibility = 'shared'", []);
+        } => ("shared", owner.as_ref(), Some((project, status))),
+    };
+    let partition = |b: &mut SqlBuilder, on: &str| {
+        b.push(format!("{on}.visibility = '{visibility}'"), []);
+        if let Some(o) = owner {
+            b.push(format!("{on}.owner = ?"), [o.clone().into()]);
+        }
+        if let Some((project, status)) = member {
             b.push("images.owner IS NOT ?", [project.clone().into()]);
-            let mut params = vec![project.clone().into()];
+            let mut ps = vec![project.clone().into()];
             if let Some(s) = status {
-                params.push(s.as_str().into());
+                ps.push(s.as_str().into());
             }
             let status_cond = if status.is_some() {
                 " AND m.status = ?"
@@ -216,17 +223,127 @@ fn arm_select(
                     "EXISTS (SELECT 1 FROM image_members m WHERE m.image_id = images.id \
                      AND m.member = ?{status_cond})"
                 ),
-                params,
+                ps,
             );
-            let family = if owner.is_some() { "o" } else { "v" };
-            format!("images INDEXED BY images_{family}_{first}")
         }
     };
+    let select = |from: String, b: SqlBuilder, side: Option<&str>, params: &mut Vec<SqlValue>| {
+        params.extend(b.params);
+        format!(
+            "SELECT {} FROM {from} WHERE {}",
+            select_list(q, side),
+            b.conditions.join(" AND ")
+        )
+    };
+    let side_index = if first == "name" {
+        "name"
+    } else {
+        "created_at"
+    };
+    match lead {
+        None => {
+            let mut b = SqlBuilder::default();
+            b.push(LIVE, []);
+            partition(&mut b, "images");
+            common(&mut b, q, marker);
+            let family = if owner.is_some() { "o" } else { "v" };
+            vec![select(
+                format!("images INDEXED BY images_{family}_{first}"),
+                b,
+                None,
+                params,
+            )]
+        }
+        Some(Lead::Column(col, values)) => values
+            .iter()
+            .map(|v| {
+                let mut b = SqlBuilder::default();
+                b.push(format!("images.{col} = ?"), [(*v).into()]);
+                b.push(LIVE, []);
+                partition(&mut b, "images");
+                common(&mut b, q, marker);
+                select(format!("images INDEXED BY images_f_{col}"), b, None, params)
+            })
+            .collect(),
+        Some(Lead::Tag(t)) => {
+            let key = ("l.tag = ?", vec![(*t).into()]);
+            vec![side_select(
+                "image_tags",
+                key,
+                side_index,
+                partition,
+                q,
+                marker,
+                params,
+            )]
+        }
+        Some(Lead::Property(k, v)) => {
+            let key = ("l.key = ? AND l.value = ?", vec![(*k).into(), (*v).into()]);
+            vec![side_select(
+                "image_properties",
+                key,
+                side_index,
+                partition,
+                q,
+                marker,
+                params,
+            )]
+        }
+    }
+}
+
+/// An arm led from a side table's row `l` (tags or properties, `key` its
+/// condition): walked in `l`'s index order, the image joined by id.
+fn side_select(
+    table: &str,
+    key: (&str, Vec<SqlValue>),
+    index: &str,
+    partition: impl Fn(&mut SqlBuilder, &str),
+    q: &ListQuery,
+    marker: Option<&Image>,
+    params: &mut Vec<SqlValue>,
+) -> String {
+    let mut b = SqlBuilder::default();
+    b.push(key.0, key.1);
+    b.push("l.os_hidden = ?", [q.os_hidden.into()]);
+    b.push("l.live = 1", []);
+    partition(&mut b, "l");
+    b.push("images.id = l.image_id", []);
+    b.push(LIVE, []);
+    common_on(&mut b, q, marker, Some("l"));
+    params.extend(b.params);
+    format!(
+        "SELECT {} FROM {table} l INDEXED BY {table}_l_{index} \
+         CROSS JOIN images INDEXED BY sqlite_autoindex_images_1 WHERE {}",
+        select_list(q, Some("l")),
+        b.conditions.join(" AND ")
+    )
+}
+
+/// The members arm: the few images shared with the caller, by id, sorted.
+fn members_select(
+    arm: &Arm,
+    q: &ListQuery,
+    marker: Option<&Image>,
+    params: &mut Vec<SqlValue>,
+) -> String {
+    let mut b = SqlBuilder::default();
+    if let Arm::SharedWith { project, status } = arm {
+        b.push("m.member = ?", [project.clone().into()]);
+        if let Some(s) = status {
+            b.push("m.status = ?", [s.as_str().into()]);
+        }
+        b.push("images.id = m.image_id", []);
+        b.push(LIVE, []);
+        b.push("images.visibility = 'shared'", []);
+        b.push("images.owner IS NOT ?", [project.clone().into()]);
+    }
     common(&mut b, q, marker);
     params.extend(b.params);
     format!(
-        "SELECT {} FROM {from} WHERE {}",
-        select_list(q),
+        "SELECT {} FROM image_members m CROSS JOIN images INDEXED BY sqlite_autoindex_images_1 \
+         WHERE {}",
+        select_list(q, None),
         b.conditions.join(" AND ")
     )
 }
@@ -321,10 +438,16 @@ pub(super) fn filter_clause(sql: &mut SqlBuilder, f: &Filter) {
 
 /// The column a key sorts by: NULL compares as the type's default, as in
 /// Glance's paging (the `sort_*` columns of migration 6, which its indexes hold).
-fn sort_expr(key: &str) -> String {
-    match key {
-        "id" | "status" | "created_at" | "updated_at" => format!("images.{key}"),
-        k => format!("images.sort_{k}"),
+/// On a lead's side row (`side`, for the keys its indexes hold), its own
+/// copies: `sort_name`, `created_at` and `image_id`.
+fn sort_expr(key: &str, side: Option<&str>) -> String {
+    match (key, side) {
+        ("id", Some(l)) => format!("{l}.image_id"),
+        ("name" | "created_at", Some(l)) => {
+            format!("{l}.{}", if key == "name" { "sort_name" } else { key })
+        }
+        ("id" | "status" | "created_at" | "updated_at", _) => format!("images.{key}"),
+        (k, _) => format!("images.sort_{k}"),
     }
 }
 
@@ -353,7 +476,8 @@ fn sort_value(img: &Image, key: &str) -> SqlValue {
 /// a row-value comparison, which an index seeks to. Mixed directions: the
 /// first key bounds the seek, and (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...
 /// picks the rows after the marker among its ties.
-fn marker_clause(sql: &mut SqlBuilder, q: &ListQuery, marker: &Image) {
+fn marker_clause(sql: &mut SqlBuilder, q: &ListQuery, marker: &Image, side: Option<&str>) {
+    let sort_expr = |k: &str| sort_expr(k, side);
     let Some((first, first_dir)) = q.sort.first() else {
         return;
     };

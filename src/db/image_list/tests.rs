@@ -206,6 +206,31 @@ fn catalogue(db: &MemoryDb) -> Vec<Image> {
         }
         all.push(i);
     }
+    // Images changed after they were written: what the side tables copy
+    // of them (migration 8) follows.
+    for i in all.iter_mut() {
+        if next(6) != 0 {
+            continue;
+        }
+        i.visibility = visibilities[next(4) as usize];
+        i.name = (next(4) != 0).then(|| format!("n{}", next(12)));
+        i.os_hidden = next(10) == 0;
+        i.owner = Some(format!("p{}", next(4) + 1));
+        i.status = statuses[(next(10) as usize).saturating_sub(6)];
+        db.execute(
+            "UPDATE images SET visibility = ?, name = ?, os_hidden = ?, owner = ?, status = ? \
+             WHERE id = ?",
+            &[
+                i.visibility.as_str().into(),
+                i.name.clone().map_or(SqlValue::Null, SqlValue::from),
+                i.os_hidden.into(),
+                i.owner.clone().map_or(SqlValue::Null, SqlValue::from),
+                i.status.as_str().into(),
+                i.id.clone().into(),
+            ],
+        )
+        .unwrap();
+    }
     all
 }
 
@@ -297,13 +322,15 @@ fn queries(shape: &str, id: &str) -> Vec<ListQuery> {
 }
 
 /// Every page of `q`, `limit` at a time, following the marker.
-fn pages(repo: &ImageRepo, q: &ListQuery, c: &Caller, cap: i64) -> Vec<String> {
+fn pages(repo: &ImageRepo, q: &ListQuery, c: &Caller, cap: i64, leads: bool) -> Vec<String> {
     let mut q = q.clone();
     q.limit = 7;
     let mut out = Vec::new();
     let mut marker: Option<Image> = None;
     loop {
-        let (page, more) = repo.list_with_cap(&q, c, marker.as_ref(), cap).unwrap();
+        let (page, more) = repo
+            .list_with_cap(&q, c, marker.as_ref(), cap, leads)
+            .unwrap();
         out.extend(page.iter().map(|i| i.id.clone()));
         match (more, page.last()) {
             (true, Some(last)) => marker = repo.get_with_deleted(&last.id).unwrap(),
@@ -322,10 +349,12 @@ fn walking_partitions_and_starting_from_a_filter_list_the_same_pages() {
     for shape in query_shapes() {
         for q in queries(&shape, &all[3].id) {
             for (who, c) in callers() {
-                let walk = pages(&repo, &q, &c, 0);
-                let filter = pages(&repo, &q, &c, i64::MAX);
-                let chosen = pages(&repo, &q, &c, plan::PROBE_CAP);
+                let walk = pages(&repo, &q, &c, 0, false);
+                let led = pages(&repo, &q, &c, 0, true);
+                let filter = pages(&repo, &q, &c, i64::MAX, false);
+                let chosen = pages(&repo, &q, &c, plan::PROBE_CAP, true);
                 assert_eq!(walk, filter, "{shape} as {who}: {q:?}");
+                assert_eq!(walk, led, "{shape} as {who}: {q:?}");
                 assert_eq!(walk, chosen, "{shape} as {who}");
                 let mut unique = walk.clone();
                 unique.sort();
@@ -370,10 +399,15 @@ fn plan_faults(
         if detail.starts_with("SCAN ")
             && !detail.starts_with("SCAN (subquery")
             && detail != "SCAN CONSTANT ROW"
+            // The page's own rows (limit + 1), to count their bytes.
+            && detail != "SCAN w"
         {
             faults.push(format!("full scan: {detail}"));
         }
-        let partition = detail.contains("INDEX images_v_") || detail.contains("INDEX images_o_");
+        let partition = detail.contains("INDEX images_v_")
+            || detail.contains("INDEX images_o_")
+            || (walk && detail.contains("INDEX images_f_"))
+            || detail.contains("_l_");
         // A row value seeks past the marker's ties; ids have none.
         let seeks = detail.contains(")>(")
             || detail.contains(")<(")
@@ -423,9 +457,9 @@ fn every_list_query_the_core_builds_is_served_by_an_index() {
                 checked += 1;
             }
             for (who, c) in callers() {
-                for cap in [0, i64::MAX] {
-                    let driver = plan::choose(&db, &q, &c, cap).unwrap();
-                    let walk = matches!(driver, plan::Driver::Walk(_));
+                for (cap, leads) in [(0, false), (0, true), (i64::MAX, false)] {
+                    let driver = plan::choose(&db, &q, &c, cap, leads).unwrap();
+                    let walk = matches!(driver, plan::Driver::Walk(..));
                     let one_way = q.sort.iter().all(|(_, d)| *d == q.sort[0].1);
                     for m in [None, Some(marker)] {
                         let (sql, params) = sql::page_statement(&driver, &q, &c, m);
