@@ -175,20 +175,34 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Starts moto in server mode and creates `bucket`.
+    /// Starts moto in server mode and creates `bucket`. Ready means it
+    /// answered an HTTP request (it accepts connections before it serves
+    /// them); one that exited (its port taken meanwhile) starts again on
+    /// another port.
     pub fn start(bucket: &str) -> S3Server {
-        let port = free_port();
-        let mut cmd = Command::new(venv().join("bin/moto_server"));
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = spawn_tied(cmd, libc::SIGKILL).expect("moto_server");
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(std::time::Instant::now() < deadline, "moto did not start");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        let (addr, child) = loop {
+            let port = free_port();
+            let mut cmd = Command::new(venv().join("bin/moto_server"));
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut child = spawn_tied(cmd, libc::SIGKILL).expect("moto_server");
+            let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+            let ready = loop {
+                assert!(std::time::Instant::now() < deadline, "moto did not start");
+                if answers_http(addr) {
+                    break true;
+                }
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            };
+            if ready {
+                break (addr, child);
+            }
+        };
         let s3 = S3Server {
             endpoint: format!("http://{addr}"),
             child,
@@ -230,6 +244,24 @@ impl S3Server {
             })
             .collect()
     }
+}
+
+/// Whether something at `addr` answers `GET /` with an HTTP status line.
+fn answers_http(addr: std::net::SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(2);
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    if s
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 8];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
 }
 
 impl Drop for S3Server {
