@@ -254,8 +254,7 @@ fn answers_http(addr: std::net::SocketAddr) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(timeout));
-    if s
-        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    if s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .is_err()
     {
         return false;
