@@ -154,7 +154,11 @@ fn lead<'q>(q: &'q ListQuery, counts: &[(&'q Filter, i64)]) -> Option<Lead<'q>> 
                 Filter::In(col, vs)
                     if default_order && LEAD_COLUMNS.contains(col) && vs.len() <= LEAD_VALUES =>
                 {
-                    Lead::Column(col, vs.iter().map(String::as_str).collect())
+                    // One sub-arm per distinct value: `in:a,a` lists each image once.
+                    let mut values: Vec<&str> = vs.iter().map(String::as_str).collect();
+                    values.sort_unstable();
+                    values.dedup();
+                    Lead::Column(col, values)
                 }
                 Filter::Tag(t) if default_order || by_name => Lead::Tag(t),
                 Filter::Property(k, v) if default_order || by_name => Lead::Property(k, v),

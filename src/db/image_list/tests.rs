@@ -247,6 +247,7 @@ fn query_shapes() -> Vec<String> {
         "tag=t1".into(),
         "tag=t0&tag=t2&sort=size:asc".into(),
         "name=in:n1,n2".into(),
+        "name=in:n1,n1,n2&status=in:active,active".into(),
         "name=n3&sort_key=name".into(),
         "name=eq:n4".into(),
         "status=queued".into(),
@@ -332,6 +333,10 @@ fn pages(repo: &ImageRepo, q: &ListQuery, c: &Caller, cap: i64, leads: bool) -> 
             .list_with_cap(&q, c, marker.as_ref(), cap, leads)
             .unwrap();
         out.extend(page.iter().map(|i| i.id.clone()));
+        // Records here are small: a page that has more after it is full.
+        if more {
+            assert_eq!(page.len(), q.limit as usize, "a short page: {q:?}");
+        }
         match (more, page.last()) {
             (true, Some(last)) => marker = repo.get_with_deleted(&last.id).unwrap(),
             _ => return out,
