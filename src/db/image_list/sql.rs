@@ -193,8 +193,9 @@ fn arm_selects(
     let (visibility, owner, member) = match arm {
         Arm::Visibility(v) => (*v, None, None),
         Arm::Owned(v, owner) => (*v, Some(owner), None),
-        Arm::SharedWith { .. } => {
-            return vec![members_select(arm, q, marker, params)];
+        Arm::SharedWith { project, status } => {
+            let status = status.map(|s| s.as_str());
+            return vec![members_select(project, status, q, marker, params)];
         }
         Arm::SharedWalk {
             project,
@@ -227,14 +228,6 @@ fn arm_selects(
             );
         }
     };
-    let select = |from: String, b: SqlBuilder, side: Option<&str>, params: &mut Vec<SqlValue>| {
-        params.extend(b.params);
-        format!(
-            "SELECT {} FROM {from} WHERE {}",
-            select_list(q, side),
-            b.conditions.join(" AND ")
-        )
-    };
     let side_index = if first == "name" {
         "name"
     } else {
@@ -247,9 +240,10 @@ fn arm_selects(
             partition(&mut b, "images");
             common(&mut b, q, marker);
             let family = if owner.is_some() { "o" } else { "v" };
-            vec![select(
-                format!("images INDEXED BY images_{family}_{first}"),
+            vec![arm_statement(
+                &format!("images INDEXED BY images_{family}_{first}"),
                 b,
+                q,
                 None,
                 params,
             )]
@@ -262,7 +256,13 @@ fn arm_selects(
                 b.push(LIVE, []);
                 partition(&mut b, "images");
                 common(&mut b, q, marker);
-                select(format!("images INDEXED BY images_f_{col}"), b, None, params)
+                arm_statement(
+                    &format!("images INDEXED BY images_f_{col}"),
+                    b,
+                    q,
+                    None,
+                    params,
+                )
             })
             .collect(),
         Some(Lead::Tag(t)) => {
@@ -311,39 +311,52 @@ fn side_select(
     b.push("images.id = l.image_id", []);
     b.push(LIVE, []);
     common_on(&mut b, q, marker, Some("l"));
-    params.extend(b.params);
-    format!(
-        "SELECT {} FROM {table} l INDEXED BY {table}_l_{index} \
-         CROSS JOIN images INDEXED BY sqlite_autoindex_images_1 WHERE {}",
-        select_list(q, Some("l")),
-        b.conditions.join(" AND ")
-    )
+    let from = format!(
+        "{table} l INDEXED BY {table}_l_{index} CROSS JOIN images INDEXED BY sqlite_autoindex_images_1"
+    );
+    arm_statement(&from, b, q, Some("l"), params)
 }
 
 /// The members arm: the few images shared with the caller, by id, sorted.
 fn members_select(
-    arm: &Arm,
+    project: &str,
+    status: Option<&str>,
     q: &ListQuery,
     marker: Option<&Image>,
     params: &mut Vec<SqlValue>,
 ) -> String {
     let mut b = SqlBuilder::default();
-    if let Arm::SharedWith { project, status } = arm {
-        b.push("m.member = ?", [project.clone().into()]);
-        if let Some(s) = status {
-            b.push("m.status = ?", [s.as_str().into()]);
-        }
-        b.push("images.id = m.image_id", []);
-        b.push(LIVE, []);
-        b.push("images.visibility = 'shared'", []);
-        b.push("images.owner IS NOT ?", [project.clone().into()]);
+    b.push("m.member = ?", [project.into()]);
+    if let Some(s) = status {
+        b.push("m.status = ?", [s.into()]);
     }
+    b.push("images.id = m.image_id", []);
+    b.push(LIVE, []);
+    b.push("images.visibility = 'shared'", []);
+    b.push("images.owner IS NOT ?", [project.into()]);
     common(&mut b, q, marker);
+    arm_statement(
+        "image_members m CROSS JOIN images INDEXED BY sqlite_autoindex_images_1",
+        b,
+        q,
+        None,
+        params,
+    )
+}
+
+/// One arm's `SELECT` from `from` under `b`'s conditions, its parameters
+/// appended to `params`.
+fn arm_statement(
+    from: &str,
+    b: SqlBuilder,
+    q: &ListQuery,
+    side: Option<&str>,
+    params: &mut Vec<SqlValue>,
+) -> String {
     params.extend(b.params);
     format!(
-        "SELECT {} FROM image_members m CROSS JOIN images INDEXED BY sqlite_autoindex_images_1 \
-         WHERE {}",
-        select_list(q, None),
+        "SELECT {} FROM {from} WHERE {}",
+        select_list(q, side),
         b.conditions.join(" AND ")
     )
 }
@@ -443,9 +456,8 @@ pub(super) fn filter_clause(sql: &mut SqlBuilder, f: &Filter) {
 fn sort_expr(key: &str, side: Option<&str>) -> String {
     match (key, side) {
         ("id", Some(l)) => format!("{l}.image_id"),
-        ("name" | "created_at", Some(l)) => {
-            format!("{l}.{}", if key == "name" { "sort_name" } else { key })
-        }
+        ("name", Some(l)) => format!("{l}.sort_name"),
+        ("created_at", Some(l)) => format!("{l}.created_at"),
         ("id" | "status" | "created_at" | "updated_at", _) => format!("images.{key}"),
         (k, _) => format!("images.sort_{k}"),
     }
