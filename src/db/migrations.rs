@@ -463,6 +463,48 @@ const MIGRATIONS: &[(i64, &[&str])] = &[
             END",
         ],
     ),
+    (
+        9,
+        // Memberships carry their image's listing columns too (as tags and
+        // properties do since 8), with an index in the default order and
+        // one by name: the images shared with a caller are walked in sort
+        // order from the caller's memberships, so a page of them reads what
+        // it shows however many the caller has and however few of the
+        // shared partition are theirs. The membership's own `created_at`
+        // is taken: the image's is `image_created_at`.
+        &[
+            "ALTER TABLE image_members ADD COLUMN os_hidden INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE image_members ADD COLUMN visibility TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE image_members ADD COLUMN owner TEXT",
+            "ALTER TABLE image_members ADD COLUMN image_created_at TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE image_members ADD COLUMN sort_name TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE image_members ADD COLUMN live INTEGER NOT NULL DEFAULT 0",
+            "UPDATE image_members SET os_hidden = i.os_hidden, visibility = i.visibility, owner = i.owner, \
+             image_created_at = i.created_at, sort_name = COALESCE(i.name, ''), \
+             live = (i.deleted = 0 AND i.status != 'killed') FROM images i WHERE i.id = image_members.image_id",
+            "CREATE INDEX IF NOT EXISTS image_members_l_created_at ON image_members \
+             (member, status, os_hidden, visibility, image_created_at, image_id, owner) WHERE live = 1",
+            "CREATE INDEX IF NOT EXISTS image_members_l_name ON image_members \
+             (member, status, os_hidden, visibility, sort_name, image_created_at, image_id, owner) WHERE live = 1",
+            "CREATE TRIGGER IF NOT EXISTS image_members_side AFTER INSERT ON image_members
+            FOR EACH ROW
+            BEGIN
+              UPDATE image_members SET os_hidden = i.os_hidden, visibility = i.visibility, owner = i.owner, image_created_at = i.created_at, sort_name = COALESCE(i.name, ''), live = (i.deleted = 0 AND i.status != 'killed') FROM images i WHERE i.id = NEW.image_id AND image_members.image_id = NEW.image_id AND image_members.member = NEW.member;
+            END",
+            "DROP TRIGGER IF EXISTS images_side_list",
+            "CREATE TRIGGER IF NOT EXISTS images_side_list
+            AFTER UPDATE OF os_hidden, visibility, owner, created_at, name, deleted, status ON images
+            FOR EACH ROW WHEN OLD.os_hidden IS NOT NEW.os_hidden OR OLD.visibility IS NOT NEW.visibility
+              OR OLD.owner IS NOT NEW.owner OR OLD.created_at IS NOT NEW.created_at
+              OR OLD.name IS NOT NEW.name
+              OR (OLD.deleted = 0 AND OLD.status != 'killed') IS NOT (NEW.deleted = 0 AND NEW.status != 'killed')
+            BEGIN
+              UPDATE image_tags SET os_hidden = NEW.os_hidden, visibility = NEW.visibility, owner = NEW.owner, created_at = NEW.created_at, sort_name = COALESCE(NEW.name, ''), live = (NEW.deleted = 0 AND NEW.status != 'killed') WHERE image_id = NEW.id;
+              UPDATE image_properties SET os_hidden = NEW.os_hidden, visibility = NEW.visibility, owner = NEW.owner, created_at = NEW.created_at, sort_name = COALESCE(NEW.name, ''), live = (NEW.deleted = 0 AND NEW.status != 'killed') WHERE image_id = NEW.id;
+              UPDATE image_members SET os_hidden = NEW.os_hidden, visibility = NEW.visibility, owner = NEW.owner, image_created_at = NEW.created_at, sort_name = COALESCE(NEW.name, ''), live = (NEW.deleted = 0 AND NEW.status != 'killed') WHERE image_id = NEW.id;
+            END",
+        ],
+    ),
 ];
 
 /// Runs one migration statement; adding a column that exists (another
@@ -568,6 +610,12 @@ mod tests {
             &[],
         )
         .unwrap();
+        db.execute(
+            "INSERT INTO image_members (image_id, member, status, created_at, updated_at) \
+             VALUES ('old', 'p1', 'accepted', 'm', 'm')",
+            &[],
+        )
+        .unwrap();
         ensure(&db).unwrap();
         let rows = db
             .execute(
@@ -588,16 +636,23 @@ mod tests {
             row,
             [Some("a,b"), Some("debian"), Some(""), Some("0")].map(|v| v.map(String::from))
         );
-        // Side rows written before migration 8 carry their image's listing
-        // columns, as the rows written since do.
+        // Side rows and memberships written before migrations 8 and 9 carry
+        // their image's listing columns, as the rows written since do.
         let listing = "SELECT group_concat(visibility || '/' || live || '/' || created_at) \
                        FROM (SELECT visibility, live, created_at FROM image_tags \
-                       UNION ALL SELECT visibility, live, created_at FROM image_properties)";
+                       UNION ALL SELECT visibility, live, created_at FROM image_properties \
+                       UNION ALL SELECT visibility, live, image_created_at FROM image_members)";
         let rows = db.execute(listing, &[]).unwrap();
         assert_eq!(
             rows.rows[0][0].as_str(),
-            Some("public/1/t,public/1/t,public/1/t")
+            Some("public/1/t,public/1/t,public/1/t,public/1/t")
         );
+        db.execute(
+            "INSERT INTO image_members (image_id, member, status, created_at, updated_at) \
+             VALUES ('old', 'p2', 'pending', 'm', 'm')",
+            &[],
+        )
+        .unwrap();
         db.execute(
             "UPDATE images SET visibility = 'private', deleted = 1 WHERE id = 'old'",
             &[],
@@ -606,7 +661,7 @@ mod tests {
         let rows = db.execute(listing, &[]).unwrap();
         assert_eq!(
             rows.rows[0][0].as_str(),
-            Some("private/0/t,private/0/t,private/0/t")
+            Some("private/0/t,private/0/t,private/0/t,private/0/t,private/0/t")
         );
         // The triggers keep them as the row changes.
         db.execute(

@@ -57,6 +57,18 @@ pub(super) enum Arm {
         /// Only this owner's images.
         owner: Option<String>,
     },
+    /// The same images, walked in sort order through the project's
+    /// memberships, which carry their image's listing columns (migration 9):
+    /// one sub-arm per status. When no other lead starts the walk and the
+    /// order is one the memberships' indexes hold ([`side_index`]).
+    SharedInOrder {
+        /// The member.
+        project: String,
+        /// Memberships in these states.
+        statuses: Vec<MemberStatus>,
+        /// Only this owner's images.
+        owner: Option<String>,
+    },
 }
 
 /// Rows a filter may select and still be sorted whole rather than led
@@ -110,7 +122,7 @@ pub(super) fn choose<'q>(
     let (selects, params, counted, mut counts) = probes(q, cap);
     if (selects.is_empty() && counts.is_empty()) || cap <= 0 {
         let lead = if leads { lead(q, &counts) } else { None };
-        return walk(db, q, caller, cap, lead);
+        return walk(db, q, caller, cap, leads, lead);
     }
     if !selects.is_empty() {
         let rows = db.execute(&probe_sql(&selects), &params)?;
@@ -123,21 +135,17 @@ pub(super) fn choose<'q>(
     let lead = if leads { lead(q, &counts) } else { None };
     match (fewest, lead) {
         (Some((f, n)), _) if n < FEW.min(cap) => Ok(Driver::Filter(f)),
-        (_, Some(lead)) => walk(db, q, caller, cap, Some(lead)),
+        (_, Some(lead)) => walk(db, q, caller, cap, leads, Some(lead)),
         (Some((f, n)), None) if n < cap => Ok(Driver::Filter(f)),
-        _ => walk(db, q, caller, cap, None),
+        _ => walk(db, q, caller, cap, leads, None),
     }
 }
 
 /// The lead of a walk of `q`: the equality filter with the fewest rows
 /// (`counts`, where probed) whose index serves `q`'s order.
 fn lead<'q>(q: &'q ListQuery, counts: &[(&'q Filter, i64)]) -> Option<Lead<'q>> {
-    let keys: Vec<&str> = q.sort.iter().map(|(k, _)| *k).collect();
-    if q.sort.iter().any(|(_, d)| *d != q.sort[0].1) {
-        return None;
-    }
-    let default_order = keys == ["created_at", "id"];
-    let by_name = keys == ["name", "created_at", "id"];
+    let side = side_index(q);
+    let default_order = side == Some("created_at");
     let count = |f: &Filter| {
         counts
             .iter()
@@ -160,8 +168,8 @@ fn lead<'q>(q: &'q ListQuery, counts: &[(&'q Filter, i64)]) -> Option<Lead<'q>> 
                     values.dedup();
                     Lead::Column(col, values)
                 }
-                Filter::Tag(t) if default_order || by_name => Lead::Tag(t),
-                Filter::Property(k, v) if default_order || by_name => Lead::Property(k, v),
+                Filter::Tag(t) if side.is_some() => Lead::Tag(t),
+                Filter::Property(k, v) if side.is_some() => Lead::Property(k, v),
                 _ => return None,
             };
             Some((count(f), lead))
@@ -170,21 +178,48 @@ fn lead<'q>(q: &'q ListQuery, counts: &[(&'q Filter, i64)]) -> Option<Lead<'q>> 
         .map(|(_, lead)| lead)
 }
 
-/// The walk of the caller's partitions; its memberships are sorted whole
-/// when fewer than a quarter of `cap` (one counting query), else walked.
+/// The order of `q` as a side row's index holds it (tags, properties and
+/// memberships carry `created_at` and the name of their image): the suffix
+/// of `_l_*` indexes, for the default order and by name, one direction.
+pub(super) fn side_index(q: &ListQuery) -> Option<&'static str> {
+    if q.sort.iter().any(|(_, d)| *d != q.sort[0].1) {
+        return None;
+    }
+    let keys: Vec<&str> = q.sort.iter().map(|(k, _)| *k).collect();
+    match keys.as_slice() {
+        ["created_at", "id"] => Some("created_at"),
+        ["name", "created_at", "id"] => Some("name"),
+        _ => None,
+    }
+}
+
+/// The walk of the caller's partitions. Its memberships: walked in order
+/// when `leads` allows, there is no other lead and the order is one their
+/// index holds; else sorted whole when fewer than a quarter of `cap` (one
+/// counting query), else found on a walk of the shared partition.
 fn walk<'q>(
     db: &dyn Database,
     q: &'q ListQuery,
     caller: &Caller,
     cap: i64,
+    leads: bool,
     lead: Option<Lead<'q>>,
 ) -> Result<Driver<'q>, StoreError> {
     let mut arms = arms(q, caller);
     let few = cap / 4;
+    let in_order = leads && lead.is_none() && side_index(q).is_some();
     for arm in &mut arms {
         let Arm::SharedWith { project, status } = arm else {
             continue;
         };
+        if in_order {
+            *arm = Arm::SharedInOrder {
+                project: std::mem::take(project),
+                statuses: status.map_or_else(|| MemberStatus::ALL.to_vec(), |s| vec![s]),
+                owner: owner_filter(q).cloned(),
+            };
+            continue;
+        }
         let mut params: Vec<SqlValue> = vec![project.as_str().into()];
         let mut sql =
             "SELECT count(*) FROM (SELECT 1 FROM image_members WHERE member = ?".to_string();
@@ -418,6 +453,14 @@ fn narrow_to_owner(arms: Vec<Arm>, q: &ListQuery) -> Vec<Arm> {
             } => Some(Arm::SharedWalk {
                 project,
                 status,
+                owner: Some(owner.clone()),
+            }),
+            Arm::SharedInOrder { project, .. } if project == *owner => None,
+            Arm::SharedInOrder {
+                project, statuses, ..
+            } => Some(Arm::SharedInOrder {
+                project,
+                statuses,
                 owner: Some(owner.clone()),
             }),
         })

@@ -8,7 +8,29 @@ use crate::image::list_query::{
 use crate::image::Image;
 use crate::ports::SqlValue;
 
-use super::plan::{driver_index, Arm, Driver, Lead, LIVE};
+use super::plan::{driver_index, side_index, Arm, Driver, Lead, LIVE};
+use crate::image::member::MemberStatus;
+
+/// A row an arm walks in its own index order, joined to its image: its
+/// alias and the column holding its image's `created_at` (it also carries
+/// `image_id` and `sort_name`).
+#[derive(Clone, Copy)]
+struct Side {
+    alias: &'static str,
+    created_at: &'static str,
+}
+
+/// A tag's or a custom property's row (migration 8).
+const TAG_OR_PROPERTY: Side = Side {
+    alias: "l",
+    created_at: "created_at",
+};
+
+/// A membership (migration 9; its own `created_at` is the membership's).
+const MEMBERSHIP: Side = Side {
+    alias: "m",
+    created_at: "image_created_at",
+};
 
 /// Conditions and their parameters, joined with AND.
 #[derive(Default)]
@@ -128,9 +150,9 @@ fn one_select(
     )
 }
 
-/// The id (`k`), then the sort values (`s0`, `s1`, ...; from the lead's
-/// side row `l` when `side`, as its index orders them).
-fn select_list(q: &ListQuery, side: Option<&str>) -> String {
+/// The id (`k`), then the sort values (`s0`, `s1`, ...; from the `side`
+/// row when there is one, as its index orders them).
+fn select_list(q: &ListQuery, side: Option<Side>) -> String {
     let mut cols = vec!["images.id AS k".to_string()];
     cols.extend(
         q.sort
@@ -142,12 +164,12 @@ fn select_list(q: &ListQuery, side: Option<&str>) -> String {
 }
 
 /// `os_hidden`, the filters and the marker: what every arm and driver checks
-/// (the marker on the side row `l`'s columns when `side`).
+/// (the marker on the `side` row's columns when there is one).
 fn common(b: &mut SqlBuilder, q: &ListQuery, marker: Option<&Image>) {
     common_on(b, q, marker, None)
 }
 
-fn common_on(b: &mut SqlBuilder, q: &ListQuery, marker: Option<&Image>, side: Option<&str>) {
+fn common_on(b: &mut SqlBuilder, q: &ListQuery, marker: Option<&Image>, side: Option<Side>) {
     b.push("images.os_hidden = ?", [q.os_hidden.into()]);
     for f in &q.filters {
         match f {
@@ -197,6 +219,16 @@ fn arm_selects(
             let status = status.map(|s| s.as_str());
             return vec![members_select(project, status, q, marker, params)];
         }
+        Arm::SharedInOrder {
+            project,
+            statuses,
+            owner,
+        } => {
+            return statuses
+                .iter()
+                .map(|s| memberships_in_order(project, *s, owner.as_deref(), q, marker, params))
+                .collect()
+        }
         Arm::SharedWalk {
             project,
             status,
@@ -228,11 +260,7 @@ fn arm_selects(
             );
         }
     };
-    let side_index = if first == "name" {
-        "name"
-    } else {
-        "created_at"
-    };
+    let side_index = side_index(q).unwrap_or("created_at");
     match lead {
         None => {
             let mut b = SqlBuilder::default();
@@ -310,11 +338,43 @@ fn side_select(
     partition(&mut b, "l");
     b.push("images.id = l.image_id", []);
     b.push(LIVE, []);
-    common_on(&mut b, q, marker, Some("l"));
+    common_on(&mut b, q, marker, Some(TAG_OR_PROPERTY));
     let from = format!(
         "{table} l INDEXED BY {table}_l_{index} CROSS JOIN images INDEXED BY sqlite_autoindex_images_1"
     );
-    arm_statement(&from, b, q, Some("l"), params)
+    arm_statement(&from, b, q, Some(TAG_OR_PROPERTY), params)
+}
+
+/// The images shared with `project` through memberships in `status`
+/// (another owner's; only `owner`'s when given), walked in the order of the
+/// memberships' own index, each image joined by id.
+fn memberships_in_order(
+    project: &str,
+    status: MemberStatus,
+    owner: Option<&str>,
+    q: &ListQuery,
+    marker: Option<&Image>,
+    params: &mut Vec<SqlValue>,
+) -> String {
+    let mut b = SqlBuilder::default();
+    b.push("m.member = ?", [project.into()]);
+    b.push("m.status = ?", [status.as_str().into()]);
+    b.push("m.os_hidden = ?", [q.os_hidden.into()]);
+    b.push("m.visibility = 'shared'", []);
+    b.push("m.live = 1", []);
+    b.push("m.owner IS NOT ?", [project.into()]);
+    if let Some(o) = owner {
+        b.push("m.owner = ?", [o.into()]);
+    }
+    b.push("images.id = m.image_id", []);
+    b.push(LIVE, []);
+    common_on(&mut b, q, marker, Some(MEMBERSHIP));
+    let index = side_index(q).unwrap_or("created_at");
+    let from = format!(
+        "image_members m INDEXED BY image_members_l_{index} \
+         CROSS JOIN images INDEXED BY sqlite_autoindex_images_1"
+    );
+    arm_statement(&from, b, q, Some(MEMBERSHIP), params)
 }
 
 /// The members arm: the few images shared with the caller, by id, sorted.
@@ -350,7 +410,7 @@ fn arm_statement(
     from: &str,
     b: SqlBuilder,
     q: &ListQuery,
-    side: Option<&str>,
+    side: Option<Side>,
     params: &mut Vec<SqlValue>,
 ) -> String {
     params.extend(b.params);
@@ -451,13 +511,13 @@ pub(super) fn filter_clause(sql: &mut SqlBuilder, f: &Filter) {
 
 /// The column a key sorts by: NULL compares as the type's default, as in
 /// Glance's paging (the `sort_*` columns of migration 6, which its indexes hold).
-/// On a lead's side row (`side`, for the keys its indexes hold), its own
-/// copies: `sort_name`, `created_at` and `image_id`.
-fn sort_expr(key: &str, side: Option<&str>) -> String {
+/// On a side row (for the keys its indexes hold), its own copies:
+/// `sort_name`, its image's `created_at` and `image_id`.
+fn sort_expr(key: &str, side: Option<Side>) -> String {
     match (key, side) {
-        ("id", Some(l)) => format!("{l}.image_id"),
-        ("name", Some(l)) => format!("{l}.sort_name"),
-        ("created_at", Some(l)) => format!("{l}.created_at"),
+        ("id", Some(l)) => format!("{}.image_id", l.alias),
+        ("name", Some(l)) => format!("{}.sort_name", l.alias),
+        ("created_at", Some(l)) => format!("{}.{}", l.alias, l.created_at),
         ("id" | "status" | "created_at" | "updated_at", _) => format!("images.{key}"),
         (k, _) => format!("images.sort_{k}"),
     }
@@ -488,7 +548,7 @@ fn sort_value(img: &Image, key: &str) -> SqlValue {
 /// a row-value comparison, which an index seeks to. Mixed directions: the
 /// first key bounds the seek, and (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...
 /// picks the rows after the marker among its ties.
-fn marker_clause(sql: &mut SqlBuilder, q: &ListQuery, marker: &Image, side: Option<&str>) {
+fn marker_clause(sql: &mut SqlBuilder, q: &ListQuery, marker: &Image, side: Option<Side>) {
     let sort_expr = |k: &str| sort_expr(k, side);
     let Some((first, first_dir)) = q.sort.first() else {
         return;
