@@ -127,8 +127,9 @@ pub(super) fn choose<'q>(
     if !selects.is_empty() {
         let rows = db.execute(&probe_sql(&selects), &params)?;
         let row = rows.rows.into_iter().next().unwrap_or_default();
-        for (f, v) in counted.into_iter().zip(row) {
-            counts.push((f, v.as_i64().unwrap_or(i64::MAX)));
+        for (group, v) in counted.into_iter().zip(row) {
+            let n = v.as_i64().unwrap_or(i64::MAX);
+            counts.extend(group.into_iter().map(|f| (f, n)));
         }
     }
     let fewest = counts.iter().copied().min_by_key(|(_, n)| *n);
@@ -250,29 +251,54 @@ fn walk<'q>(
     Ok(Driver::Walk(arms, lead))
 }
 
-/// Counting subqueries, their parameters, the filters they count, and the
+/// Counting subqueries, their parameters, the filters each counts, and the
 /// filters whose counts are known without one.
 type Probes<'q> = (
     Vec<String>,
     Vec<SqlValue>,
-    Vec<&'q Filter>,
+    Vec<Vec<&'q Filter>>,
     Vec<(&'q Filter, i64)>,
 );
 
 fn probes(q: &ListQuery, cap: i64) -> Probes<'_> {
     let mut out: Probes = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for f in &q.filters {
-        match probe(f, q.os_hidden, cap) {
+    for (i, f) in q.filters.iter().enumerate() {
+        // The bounds of one column are counted together, by the first: the
+        // rows between them are what starting from that column reads (one
+        // seek of its index), and one count reads them once.
+        let col = bound_column(f);
+        if col.is_some() && q.filters[..i].iter().any(|g| bound_column(g) == col) {
+            continue;
+        }
+        let group: Vec<&Filter> = match col {
+            Some(_) => q
+                .filters
+                .iter()
+                .filter(|g| bound_column(g) == col)
+                .collect(),
+            None => vec![f],
+        };
+        match probe(&group, q.os_hidden, cap) {
             Some(Probe::Count(n)) => out.3.push((f, n)),
             Some(Probe::Sql(sql, ps)) => {
                 out.0.push(format!("({sql})"));
                 out.1.extend(ps);
-                out.2.push(f);
+                out.2.push(group);
             }
             None => {}
         }
     }
     out
+}
+
+/// The column a filter bounds from one side (a size range, a date
+/// comparison other than `neq`).
+fn bound_column(f: &Filter) -> Option<&str> {
+    match f {
+        Filter::Range(col, _, _) => Some(col),
+        Filter::Time(col, op, _) if *op != crate::image::list_query::CmpOp::Neq => Some(col),
+        _ => None,
+    }
 }
 
 fn probe_sql(selects: &[String]) -> String {
@@ -329,7 +355,10 @@ fn column_index(col: &str) -> Option<&'static str> {
     })
 }
 
-fn probe(f: &Filter, os_hidden: bool, cap: i64) -> Option<Probe> {
+/// The probe of `group`: one filter, or a column's bounds (the first
+/// names the index).
+fn probe(group: &[&Filter], os_hidden: bool, cap: i64) -> Option<Probe> {
+    let f = *group.first()?;
     let index = driver_index(f)?;
     Some(match f {
         Filter::Equals("id", _) => Probe::Count(1),
@@ -348,7 +377,9 @@ fn probe(f: &Filter, os_hidden: bool, cap: i64) -> Option<Probe> {
         ),
         _ => {
             let mut sql = SqlBuilder::default();
-            filter_clause(&mut sql, f);
+            for g in group {
+                filter_clause(&mut sql, g);
+            }
             sql.push("images.os_hidden = ?", [os_hidden.into()]);
             sql.push(LIVE, []);
             sql.params.push(cap.into());
