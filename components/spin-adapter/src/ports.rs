@@ -1,6 +1,6 @@
 //! Spin implementations of the core's ports.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::rc::Rc;
 
 use glance_core::ports::{Database, KeyValue, KeyValueOpener, Rows, SqlValue, StoreError};
@@ -13,18 +13,35 @@ use spin_sdk::sqlite::{Connection, Value};
 #[derive(Default)]
 pub struct SpinDb {
     conn: OnceCell<Connection>,
+    tuned: Cell<bool>,
 }
 
 impl SpinDb {
-    fn connection(&self) -> Result<&Connection, StoreError> {
-        if let Some(c) = self.conn.get() {
-            return Ok(c);
+    /// The connection; [`tune`]d before the first statement that may write
+    /// (a request that only reads saves two host calls: WAL is already the
+    /// file's mode, and `synchronous` matters to commits only).
+    fn connection(&self, sql: &str) -> Result<&Connection, StoreError> {
+        let c = match self.conn.get() {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_default()
+                    .map_err(|e| StoreError(format!("cannot open database: {e:?}")))?;
+                self.conn.get_or_init(|| c)
+            }
+        };
+        if !self.tuned.get() && !reads_only(sql) {
+            tune(c);
+            self.tuned.set(true);
         }
-        let c = Connection::open_default()
-            .map_err(|e| StoreError(format!("cannot open database: {e:?}")))?;
-        tune(&c);
-        Ok(self.conn.get_or_init(|| c))
+        Ok(c)
     }
+}
+
+/// A plain `SELECT` (what the list and show paths run); anything else may write.
+fn reads_only(sql: &str) -> bool {
+    sql.trim_start()
+        .get(..7)
+        .is_some_and(|w| w.eq_ignore_ascii_case("SELECT "))
 }
 
 /// Spin's `spin` SQLite (crates/sqlite-inproc) opens a fresh rusqlite connection
@@ -54,7 +71,7 @@ impl Database for SpinDb {
             })
             .collect();
         let result = self
-            .connection()?
+            .connection(sql)?
             .execute(sql, &params)
             .map_err(|e| StoreError(format!("{e:?}")))?;
         Ok(Rows {
