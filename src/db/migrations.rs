@@ -661,6 +661,12 @@ mod tests {
             &[],
         )
         .unwrap();
+        let rows = db.execute(listing, &[]).unwrap();
+        assert_eq!(
+            rows.rows[0][0].as_str(),
+            Some("public/1/t,public/1/t,public/1/t,public/1/t,public/1/t"),
+            "a membership added later takes its image's columns on insert"
+        );
         db.execute(
             "UPDATE images SET visibility = 'private', deleted = 1 WHERE id = 'old'",
             &[],

@@ -486,14 +486,8 @@ fn narrow_to_owner(arms: Vec<Arm>, q: &ListQuery) -> Vec<Arm> {
                 status,
                 owner: Some(owner.clone()),
             }),
-            Arm::SharedInOrder { project, .. } if project == *owner => None,
-            Arm::SharedInOrder {
-                project, statuses, ..
-            } => Some(Arm::SharedInOrder {
-                project,
-                statuses,
-                owner: Some(owner.clone()),
-            }),
+            // Made by `walk` from a narrowed `SharedWith`, with the owner.
+            in_order @ Arm::SharedInOrder { .. } => Some(in_order),
         })
         .collect()
 }
